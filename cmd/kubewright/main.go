@@ -1,0 +1,54 @@
+// Command kubewright is the operator's CLI: it reads an inventory, connects to
+// every host over SSH and runs playbooks. This package is wiring only: flags,
+// signals and exit codes; the work lives under installer/.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes are part of the CLI contract (documented in README).
+const (
+	exitOK       = 0
+	exitFailed   = 1
+	exitBadInput = 2
+)
+
+// badInputError marks errors caused by the operator's input (exit code 2).
+type badInputError struct{ err error }
+
+func (e *badInputError) Error() string { return e.err.Error() }
+func (e *badInputError) Unwrap() error { return e.err }
+
+// badInput wraps err so main exits with code 2.
+func badInput(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &badInputError{err: err}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRootCmd()
+	err := root.ExecuteContext(ctx)
+	os.Exit(exitCode(err))
+}
+
+func exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(os.Stderr, "Error:", err)
+	var bad *badInputError
+	if errors.As(err, &bad) {
+		return exitBadInput
+	}
+	return exitFailed
+}
