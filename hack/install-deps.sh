@@ -3,7 +3,7 @@
 # need on the operator's (or CI's) machine. Idempotent: apt only runs when a
 # package is missing, so a warm machine spends no time here.
 set -euo pipefail
-pkgs=(make git openssh-server openssh-client debootstrap systemd-container iproute2 iptables
+pkgs=(make git openssh-server openssh-client debootstrap systemd-container iproute2 iptables keepalived haproxy
       ca-certificates tar gzip)
 missing=()
 for p in "${pkgs[@]}"; do
@@ -20,3 +20,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 # The Debian sshd service is not needed (tests start their own sshd); keep it off
 # so it does not hold port 22 in CI.
+# keepalived and haproxy are installed only so tests can validate rendered configs
+# with the real programs (keepalived -t, haproxy -c); stop the Debian services if
+# an init system started them, so they hold no ports or addresses on this host.
+if [ -d /run/systemd/system ]; then
+	systemctl disable --now keepalived haproxy >/dev/null 2>&1 || true
+fi
