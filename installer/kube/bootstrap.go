@@ -34,8 +34,12 @@ func BootstrapRBAC() []*rbacv1.ClusterRoleBinding {
 			Subjects:   subjects,
 		}
 	}
-	group := func(n string) rbacv1.Subject { return rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: n} }
-	user := func(n string) rbacv1.Subject { return rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: n} }
+	group := func(n string) rbacv1.Subject {
+		return rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: n}
+	}
+	user := func(n string) rbacv1.Subject {
+		return rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: n}
+	}
 	return []*rbacv1.ClusterRoleBinding{
 		crb("kubeadm:cluster-admins", "cluster-admin", group(ClusterAdminsGroup)),
 		crb("kubeadm:kubelet-bootstrap", "system:node-bootstrapper", group(BootstrapTokenGroup)),
@@ -124,7 +128,7 @@ func ensureClusterInfo(ctx context.Context, cs kubernetes.Interface, kubeconfig 
 	}
 	role := &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: "kubeadm:bootstrap-signer-clusterinfo", Namespace: metav1.NamespacePublic},
-		Rules: []rbacv1.PolicyRule{{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{"cluster-info"}}},
+		Rules:      []rbacv1.PolicyRule{{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{"cluster-info"}}},
 	}
 	if _, err := cs.RbacV1().Roles(role.Namespace).Get(ctx, role.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
 		if _, err := cs.RbacV1().Roles(role.Namespace).Create(ctx, role, metav1.CreateOptions{FieldManager: FieldManager}); err != nil {
