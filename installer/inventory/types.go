@@ -30,6 +30,9 @@ type Cluster struct {
 
 	// Path is the file the inventory was read from ("" when built in memory).
 	Path string `yaml:"-" json:"-"`
+	// Warnings are the non-fatal findings of the last Load/Parse (e.g. an even
+	// number of etcd members). Commands print them; they never stop a run.
+	Warnings []Warning `yaml:"-" json:"-"`
 }
 
 // Metadata names the cluster; the name keys the state directory.
@@ -52,7 +55,7 @@ type Spec struct {
 	DNS                  DNS                  `yaml:"dns,omitempty" json:"dns"`
 	Storage              Storage              `yaml:"storage,omitempty" json:"storage"`
 	Logging              Logging              `yaml:"logging,omitempty" json:"logging"`
-	Monitoring           Monitoring           `yaml:"monitoring,omitempty" json:"monitoring"`
+	Monitoring           Monitoring           `yaml:"monitoring" json:"monitoring"`
 	Artifacts            Artifacts            `yaml:"artifacts,omitempty" json:"artifacts"`
 	RegistryMirror       string               `yaml:"registryMirror,omitempty" json:"registryMirror,omitempty"`
 	Agent                Agent                `yaml:"agent,omitempty" json:"agent"`
@@ -60,20 +63,20 @@ type Spec struct {
 
 // HostDefaults are connection settings shared by all hosts.
 type HostDefaults struct {
-	User           string `yaml:"user,omitempty" json:"user,omitempty"`
-	Port           int    `yaml:"port,omitempty" json:"port,omitempty"`
-	KeyFile        string `yaml:"keyFile,omitempty" json:"keyFile,omitempty"`
-	UseAgent       bool   `yaml:"useAgent,omitempty" json:"useAgent,omitempty"`
-	PasswordEnv    string `yaml:"passwordEnv,omitempty" json:"passwordEnv,omitempty"`
+	User            string `yaml:"user,omitempty" json:"user,omitempty"`
+	Port            int    `yaml:"port,omitempty" json:"port,omitempty"`
+	KeyFile         string `yaml:"keyFile,omitempty" json:"keyFile,omitempty"`
+	UseAgent        bool   `yaml:"useAgent,omitempty" json:"useAgent,omitempty"`
+	PasswordEnv     string `yaml:"passwordEnv,omitempty" json:"passwordEnv,omitempty"`
 	SudoPasswordEnv string `yaml:"sudoPasswordEnv,omitempty" json:"sudoPasswordEnv,omitempty"`
-	Bastion        string `yaml:"bastion,omitempty" json:"bastion,omitempty"`
+	Bastion         string `yaml:"bastion,omitempty" json:"bastion,omitempty"`
 }
 
 // Host is one machine. Name may be a range (node[01:20]); Address then must be a
 // range of the same length (10.0.1.[11:30]) and both expand in step.
 type Host struct {
-	Name            string `yaml:"name" json:"name"`
-	Address         string `yaml:"address" json:"address"`
+	Name    string `yaml:"name" json:"name"`
+	Address string `yaml:"address" json:"address"`
 	// InternalAddress is what cluster components use (defaults to Address).
 	InternalAddress string `yaml:"internalAddress,omitempty" json:"internalAddress,omitempty"`
 	Port            int    `yaml:"port,omitempty" json:"port,omitempty"`
@@ -105,13 +108,22 @@ type Taint struct {
 type Kubernetes struct {
 	Version     string `yaml:"version,omitempty" json:"version"`
 	ClusterName string `yaml:"clusterName,omitempty" json:"clusterName,omitempty"`
+	// APIServerPort is where every kube-apiserver listens on its own host
+	// (default 6443). Clients go through ControlPlaneEndpoint.Port instead;
+	// the two must differ because haproxy runs on the same masters.
+	APIServerPort int `yaml:"apiServerPort,omitempty" json:"apiServerPort"`
 	// ProxyMode is iptables (default) or ipvs.
 	ProxyMode string `yaml:"proxyMode,omitempty" json:"proxyMode"`
 }
 
 // ControlPlaneEndpoint is the keepalived VIP in front of haproxy.
 type ControlPlaneEndpoint struct {
-	VIP       string `yaml:"vip,omitempty" json:"vip"`
+	VIP string `yaml:"vip,omitempty" json:"vip"`
+	// VIPPrefix is the prefix length of the masters' subnet the VIP lives in
+	// (default 24 for IPv4, 64 for IPv6). "vip: 10.0.0.10/23" sets it too.
+	VIPPrefix int `yaml:"vipPrefix,omitempty" json:"vipPrefix"`
+	// Port is where haproxy listens on every master (and so on the VIP);
+	// default 8443. It balances to the apiservers on Kubernetes.APIServerPort.
 	Port      int    `yaml:"port,omitempty" json:"port"`
 	Interface string `yaml:"interface,omitempty" json:"interface"`
 	RouterID  int    `yaml:"routerID,omitempty" json:"routerID"`
@@ -137,27 +149,27 @@ type Network struct {
 type DNS struct {
 	Provider      string   `yaml:"provider,omitempty" json:"provider"` // coredns | kube-dns
 	ClusterDomain string   `yaml:"clusterDomain,omitempty" json:"clusterDomain"`
-	NodeLocalDNS  bool     `yaml:"nodeLocalDNS,omitempty" json:"nodeLocalDNS"`
+	NodeLocalDNS  bool     `yaml:"nodeLocalDNS" json:"nodeLocalDNS"`
 	Upstreams     []string `yaml:"upstreams,omitempty" json:"upstreams,omitempty"`
 }
 
 // Storage switches distributed storage on.
 type Storage struct {
-	Enabled  bool   `yaml:"enabled,omitempty" json:"enabled"`
+	Enabled  bool   `yaml:"enabled" json:"enabled"`
 	Provider string `yaml:"provider,omitempty" json:"provider,omitempty"` // longhorn | rook-ceph
 	Replicas int    `yaml:"replicas,omitempty" json:"replicas,omitempty"`
 }
 
 // Logging switches EFK on.
 type Logging struct {
-	Enabled       bool     `yaml:"enabled,omitempty" json:"enabled"`
+	Enabled       bool     `yaml:"enabled" json:"enabled"`
 	RetentionDays int      `yaml:"retentionDays,omitempty" json:"retentionDays,omitempty"`
 	HostLogPaths  []string `yaml:"hostLogPaths,omitempty" json:"hostLogPaths,omitempty"`
 }
 
 // Monitoring switches Prometheus, Alertmanager and Grafana on.
 type Monitoring struct {
-	Enabled bool `yaml:"enabled,omitempty" json:"enabled"`
+	Enabled bool `yaml:"enabled" json:"enabled"`
 	// AlertWebhookURL receives Alertmanager notifications (e.g. an SMS gateway).
 	AlertWebhookURL string `yaml:"alertWebhookURL,omitempty" json:"alertWebhookURL,omitempty"`
 	AlertEmail      string `yaml:"alertEmail,omitempty" json:"alertEmail,omitempty"`

@@ -1,0 +1,149 @@
+package inventory
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/**/*.golden from the current output")
+
+// fakeEnv is the environment the warning checks see in tests: KW_SET is set,
+// KW_LONG holds a VRRP password longer than keepalived uses, nothing else.
+func fakeEnv(name string) (string, bool) {
+	switch name {
+	case "KW_SET":
+		return "x", true
+	case "KW_LONG":
+		return "123456789", true
+	}
+	return "", false
+}
+
+func checkGolden(t *testing.T, golden string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("read golden (run go test -update to create it): %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s (go test -update rewrites it)\n--- got ---\n%s\n--- want ---\n%s", golden, got, want)
+	}
+}
+
+func renderFindings(errs []FieldError, warns []Warning) []byte {
+	var b bytes.Buffer
+	for _, e := range errs {
+		b.WriteString(e.Error())
+		b.WriteByte('\n')
+	}
+	for _, w := range warns {
+		b.WriteString("warning: ")
+		b.WriteString(w.String())
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
+}
+
+// TestBadInventories pins the exact message list for each broken file. Every
+// error must carry a position, a path (unless file-level) and a fix.
+func TestBadInventories(t *testing.T) {
+	files, err := filepath.Glob("testdata/bad/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata/bad files: %v", err)
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		t.Run(strings.TrimSuffix(name, ".yaml"), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, warns, err := Parse(name, data, WithLookupEnv(fakeEnv))
+			if err == nil {
+				t.Fatalf("Parse accepted a bad inventory")
+			}
+			if c != nil {
+				t.Errorf("Parse returned a cluster together with an error")
+			}
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("error is %T, want *ValidationError: %v", err, err)
+			}
+			if len(ve.Warnings) != len(warns) {
+				t.Errorf("ValidationError has %d warnings, Parse returned %d", len(ve.Warnings), len(warns))
+			}
+			for _, fe := range ve.Errors {
+				if fe.File != name || fe.Line < 1 || fe.Col < 1 || fe.Msg == "" || fe.Fix == "" {
+					t.Errorf("incomplete error %+v", fe)
+				}
+			}
+			checkGolden(t, strings.TrimSuffix(f, ".yaml")+".golden", renderFindings(ve.Errors, ve.Warnings))
+		})
+	}
+}
+
+// TestGoodInventories pins the defaulted result and checks that it reads back
+// to itself: show's output is a valid inventory with the same meaning.
+func TestGoodInventories(t *testing.T) {
+	files, err := filepath.Glob("testdata/good/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata/good files: %v", err)
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		t.Run(strings.TrimSuffix(name, ".yaml"), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, warns, err := Parse(name, data, WithLookupEnv(fakeEnv))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			out, err := c.Render(FormatYAML)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := append(renderFindings(nil, warns), out...)
+			checkGolden(t, strings.TrimSuffix(f, ".yaml")+".golden", got)
+
+			c2, _, err := Parse(name, out, WithLookupEnv(fakeEnv))
+			if err != nil {
+				t.Fatalf("show output does not parse back: %v\n%s", err, out)
+			}
+			out2, err := c2.Render(FormatYAML)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(out, out2) {
+				t.Errorf("round trip changed the result\n--- first ---\n%s\n--- second ---\n%s", out, out2)
+			}
+		})
+	}
+}
+
+// TestSampleInventory keeps inventories/sample valid and warning-free, since
+// operators copy it.
+func TestSampleInventory(t *testing.T) {
+	c, err := Load("../../inventories/sample/inventory.yaml", WithLookupEnv(fakeEnv))
+	if err != nil {
+		t.Fatalf("sample inventory: %v", err)
+	}
+	if len(c.Warnings) > 0 {
+		t.Errorf("sample inventory has warnings: %v", c.Warnings)
+	}
+	if got := len(c.Masters()); got != 3 {
+		t.Errorf("sample has %d masters, want 3", got)
+	}
+}
