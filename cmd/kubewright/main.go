@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -42,13 +43,34 @@ func main() {
 }
 
 func exitCode(err error) int {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+	}
+	return exitCodeQuiet(err)
+}
+
+// exitCodeQuiet maps an error to the CLI's exit code without printing it.
+func exitCodeQuiet(err error) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(os.Stderr, "Error:", err)
 	var bad *badInputError
-	if errors.As(err, &bad) {
+	if errors.As(err, &bad) || isUsageError(err) {
 		return exitBadInput
 	}
 	return exitFailed
+}
+
+// isUsageError recognises the errors cobra itself returns for bad command
+// lines (missing required flags, unknown commands, wrong argument counts).
+// Cobra returns them as plain errors, so their fixed wording is all there is
+// to go by; flag parse errors are wrapped by the root's FlagErrorFunc instead.
+func isUsageError(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"required flag(s)", "unknown command", "accepts ", "requires at least", "requires at most", "received "} {
+		if strings.HasPrefix(msg, p) || strings.Contains(msg, "\n"+p) {
+			return true
+		}
+	}
+	return false
 }

@@ -24,12 +24,15 @@ Exit codes: 0 success, 1 operation failed, 2 bad input (inventory, flags).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// Flag parse errors (unknown flag, bad value) are the operator's input.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return badInput(err) })
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", "", "state directory (default ~/.kubewright; env KUBEWRIGHT_STATE_DIR)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json (one event per line)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log every command run on hosts to stderr")
 
 	root.AddCommand(
 		newVersionCmd(),
+		newInventoryCmd(g),
 		// Each command lives in its own file; add new ones here.
 	)
 	return root
