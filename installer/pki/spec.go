@@ -127,6 +127,13 @@ func SpecFromCluster(c *inventory.Cluster) (Spec, error) {
 		Masters:              masters,
 		Etcd:                 etcd,
 	}
+	// Component kubeconfigs talk to the apiserver on their own master, on the
+	// port the inventory chose for it (not the VIP port haproxy serves).
+	if p := c.Spec.Kubernetes.APIServerPort; p != 0 {
+		for i := range s.Masters {
+			s.Masters[i].APIServerURL = "https://" + net.JoinHostPort(s.Masters[i].InternalAddress, strconv.Itoa(p))
+		}
+	}
 	s = s.withDefaults()
 	if err := s.validate(); err != nil {
 		return Spec{}, err

@@ -158,3 +158,21 @@ func TestHostRange(t *testing.T) {
 		t.Error("reversed range accepted")
 	}
 }
+
+func TestSpecFromClusterUsesInventoryAPIServerPort(t *testing.T) {
+	c := testCluster(2)
+	c.Spec.Kubernetes.APIServerPort = 7443
+	c.Spec.ControlPlaneEndpoint.Port = 8443
+	s, err := SpecFromCluster(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range s.Masters {
+		if want := "https://" + m.InternalAddress + ":7443"; m.APIServerURL != want {
+			t.Errorf("%s: component kubeconfig URL %s, want %s", m.Name, m.APIServerURL, want)
+		}
+	}
+	if got := s.AdminServerURL(); got != "https://192.0.2.100:8443" {
+		t.Errorf("admin URL %s, want the VIP port", got)
+	}
+}
