@@ -53,7 +53,11 @@ func BootstrapRBAC() []*rbacv1.ClusterRoleBinding {
 // kube-public/cluster-info ConfigMap (with a kubeconfig holding only the CA and
 // the endpoint, readable anonymously, as kubeadm publishes it). It returns the
 // names of objects it created or changed, so a re-run can report "no change".
-func EnsureBootstrapObjects(ctx context.Context, cs kubernetes.Interface, clusterInfoKubeconfig string) ([]string, error) {
+// With dryRun it only reports what it would change (a true plan).
+func EnsureBootstrapObjects(ctx context.Context, cs kubernetes.Interface, clusterInfoKubeconfig string, dryRun bool) ([]string, error) {
+	if dryRun {
+		return planBootstrapObjects(ctx, cs, clusterInfoKubeconfig)
+	}
 	var changed []string
 	for _, want := range BootstrapRBAC() {
 		got, err := cs.RbacV1().ClusterRoleBindings().Get(ctx, want.Name, metav1.GetOptions{})
@@ -87,6 +91,44 @@ func EnsureBootstrapObjects(ctx context.Context, cs kubernetes.Interface, cluste
 		return changed, err
 	}
 	return append(changed, ch...), nil
+}
+
+// planBootstrapObjects reads what EnsureBootstrapObjects would write and
+// names every object that is missing or differs.
+func planBootstrapObjects(ctx context.Context, cs kubernetes.Interface, kubeconfig string) ([]string, error) {
+	var out []string
+	for _, want := range BootstrapRBAC() {
+		got, err := cs.RbacV1().ClusterRoleBindings().Get(ctx, want.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			out = append(out, "ClusterRoleBinding/"+want.Name)
+		case err != nil:
+			return nil, fmt.Errorf("get ClusterRoleBinding %s: %w", want.Name, err)
+		case got.RoleRef != want.RoleRef || !sameSubjects(got.Subjects, want.Subjects):
+			out = append(out, "ClusterRoleBinding/"+want.Name)
+		}
+	}
+	cm, err := cs.CoreV1().ConfigMaps(metav1.NamespacePublic).Get(ctx, "cluster-info", metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		out = append(out, "ConfigMap/kube-public/cluster-info")
+	case err != nil:
+		return nil, fmt.Errorf("get kube-public/cluster-info: %w", err)
+	case cm.Data["kubeconfig"] != kubeconfig:
+		out = append(out, "ConfigMap/kube-public/cluster-info")
+	}
+	const name = "kubeadm:bootstrap-signer-clusterinfo"
+	if _, err := cs.RbacV1().Roles(metav1.NamespacePublic).Get(ctx, name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		out = append(out, "Role/kube-public/"+name)
+	} else if err != nil {
+		return nil, fmt.Errorf("get Role %s: %w", name, err)
+	}
+	if _, err := cs.RbacV1().RoleBindings(metav1.NamespacePublic).Get(ctx, name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		out = append(out, "RoleBinding/kube-public/"+name)
+	} else if err != nil {
+		return nil, fmt.Errorf("get RoleBinding %s: %w", name, err)
+	}
+	return out, nil
 }
 
 func sameSubjects(a, b []rbacv1.Subject) bool {

@@ -18,14 +18,27 @@ import (
 func TestEnsureBootstrapObjectsIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	cs := fake.NewClientset()
-	changed, err := EnsureBootstrapObjects(ctx, cs, "kubeconfig-v1")
+	planned, err := EnsureBootstrapObjects(ctx, cs, "kubeconfig-v1", true)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n, _ := cs.RbacV1().ClusterRoleBindings().List(ctx, metav1.ListOptions{}); len(n.Items) != 0 {
+		t.Fatal("dry run created objects")
+	}
+	changed, err := EnsureBootstrapObjects(ctx, cs, "kubeconfig-v1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(planned, ",") != strings.Join(changed, ",") {
+		t.Fatalf("plan %v differs from what was applied %v", planned, changed)
 	}
 	if len(changed) != len(BootstrapRBAC())+3 {
 		t.Fatalf("first run changed %d objects, want %d: %v", len(changed), len(BootstrapRBAC())+3, changed)
 	}
-	again, err := EnsureBootstrapObjects(ctx, cs, "kubeconfig-v1")
+	if p, _ := EnsureBootstrapObjects(ctx, cs, "kubeconfig-v1", true); len(p) != 0 {
+		t.Fatalf("plan after apply = %v, want nothing", p)
+	}
+	again, err := EnsureBootstrapObjects(ctx, cs, "kubeconfig-v1", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +46,7 @@ func TestEnsureBootstrapObjectsIsIdempotent(t *testing.T) {
 		t.Fatalf("second run changed %v, want nothing", again)
 	}
 	// A changed endpoint (e.g. new VIP) updates only cluster-info.
-	again, err = EnsureBootstrapObjects(ctx, cs, "kubeconfig-v2")
+	again, err = EnsureBootstrapObjects(ctx, cs, "kubeconfig-v2", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +59,7 @@ func TestEnsureBootstrapObjectsIsIdempotent(t *testing.T) {
 	if _, err := cs.RbacV1().ClusterRoleBindings().Update(ctx, crb, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	again, err = EnsureBootstrapObjects(ctx, cs, "kubeconfig-v2")
+	again, err = EnsureBootstrapObjects(ctx, cs, "kubeconfig-v2", false)
 	if err != nil {
 		t.Fatal(err)
 	}
