@@ -57,17 +57,17 @@ type Target struct {
 
 // Facts are gathered once per run per host before the first step.
 type Facts struct {
-	OS             string   `json:"os"`             // ID from /etc/os-release, e.g. debian
-	OSVersion      string   `json:"osVersion"`      // VERSION_ID
-	OSFamily       string   `json:"osFamily"`       // debian | rhel | other
-	Arch           string   `json:"arch"`           // uname -m
-	Kernel         string   `json:"kernel"`         // uname -r
+	OS             string   `json:"os"`        // ID from /etc/os-release, e.g. debian
+	OSVersion      string   `json:"osVersion"` // VERSION_ID
+	OSFamily       string   `json:"osFamily"`  // debian | rhel | other
+	Arch           string   `json:"arch"`      // uname -m
+	Kernel         string   `json:"kernel"`    // uname -r
 	CPUs           int      `json:"cpus"`
 	MemoryMiB      int      `json:"memoryMiB"`
 	SwapMiB        int      `json:"swapMiB"`
 	Hostname       string   `json:"hostname"`
-	Addresses      []string `json:"addresses"`      // global IPv4/IPv6 addresses
-	Interfaces     []string `json:"interfaces"`     // link names
+	Addresses      []string `json:"addresses"`  // global IPv4/IPv6 addresses
+	Interfaces     []string `json:"interfaces"` // link names
 	MachineID      string   `json:"machineID"`
 	InitSystem     string   `json:"initSystem"`     // systemd | other
 	PackageManager string   `json:"packageManager"` // apt | dnf | yum | unknown
