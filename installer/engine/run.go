@@ -84,6 +84,10 @@ type Options struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Logger, if set, gets one debug line per remote command (--verbose).
 	Logger *slog.Logger
+	// Shared, if set, is the run-wide data steps see as Target.Shared; the
+	// caller pre-populates it with what it prepared before any host is
+	// touched (e.g. the verified artifacts source). nil means a fresh one.
+	Shared *SharedData
 }
 
 // SleepContext is the default Options.Sleep.
@@ -207,11 +211,14 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 
+	if opts.Shared == nil {
+		opts.Shared = NewSharedData()
+	}
 	r := &runner{
 		opts:   opts,
 		redact: newRedactor(opts.Secrets, opts.Redactor),
 		sem:    make(chan struct{}, opts.Concurrency),
-		shared: NewSharedData(),
+		shared: opts.Shared,
 		steps:  steps,
 		hosts:  map[string]*hostState{},
 	}

@@ -832,3 +832,25 @@ func golden(t *testing.T, name, got string) {
 		t.Errorf("output differs from %s (run with -update if intended)\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
 }
+
+func TestCallerSharedDataReachesSteps(t *testing.T) {
+	e := newEnv(t, map[string][]string{"masters": {"m1", "m2"}})
+	var mu sync.Mutex
+	got := map[string]string{}
+	probe := &enginetest.FuncStep{StepName: "probe", PlanFn: func(_ context.Context, t *engine.Target) ([]engine.Change, error) {
+		v, _ := t.Shared.String("prepared")
+		mu.Lock()
+		defer mu.Unlock()
+		got[t.Inv.Name] = v
+		return nil, nil
+	}}
+	e.register(probe)
+	shared := engine.NewSharedData()
+	shared.Set("prepared", "by the caller")
+	if _, err := e.run(context.Background(), "name: s\nplays:\n  - {hosts: masters, steps: [probe]}\n", func(o *engine.Options) { o.Shared = shared }); err != nil {
+		t.Fatal(err)
+	}
+	if got["m1"] != "by the caller" || got["m2"] != "by the caller" {
+		t.Fatalf("steps saw %v", got)
+	}
+}
