@@ -1,0 +1,23 @@
+// Package steps is the vocabulary playbooks use: one step per file, each
+// with a Plan that inspects a host and an Apply that changes it. Register adds
+// every step to an engine registry under the name playbooks write.
+package steps
+
+import (
+	"github.com/kubewright/kubewright/installer/engine"
+)
+
+// Register adds every step in this package to r.
+func Register(r *engine.Registry) {
+	r.MustRegister("preflight", engine.Static(Preflight{}))
+	r.MustRegister("swap-off", engine.Static(NewSwapOff()))
+	r.MustRegister("kernel-modules", newKernelModules)
+	r.MustRegister("sysctl", newSysctl)
+	r.MustRegister("packages", newPackages)
+	r.MustRegister("binaries", engine.Static(Binaries{}))
+	r.MustRegister("etcd", engine.Static(Etcd{}))
+	r.MustRegister("control-plane", engine.Static(ControlPlane{}))
+	r.MustRegister("haproxy", engine.Static(HAProxy{}))
+	r.MustRegister("keepalived", engine.Static(Keepalived{}))
+	r.MustRegister("cluster-bootstrap", engine.Static(ClusterBootstrap{}))
+}
