@@ -32,7 +32,14 @@ Exit codes: 0 success, 1 operation failed, 2 bad input (inventory, flags).`,
 
 	root.AddCommand(
 		newVersionCmd(),
+		newLabCmd(g),
 		newInventoryCmd(g),
+		newInstallCmd(g),
+		newKubeconfigCmd(g),
+		newRunCmd(g),
+		newPlanCmd(g),
+		newBundleCmd(g),
+		newCheckCmd(g),
 		// Each command lives in its own file; add new ones here.
 	)
 	return root

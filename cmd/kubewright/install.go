@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kubewright/kubewright/installer/artifacts"
+	"github.com/kubewright/kubewright/installer/engine"
+	"github.com/kubewright/kubewright/installer/inventory"
+	"github.com/kubewright/kubewright/installer/pki"
+	"github.com/kubewright/kubewright/installer/steps"
+)
+
+func newInstallCmd(g *globalOptions) *cobra.Command {
+	o := &runOptions{}
+	var dryRun bool
+	var playbook string
+	c := &cobra.Command{
+		Use:   "install -i FILE",
+		Short: "Install a highly available Kubernetes control plane on the inventory's hosts",
+		Long: `install takes bare hosts to a running multi-master control plane: etcd with
+TLS, kube-apiserver, controller-manager and scheduler as systemd units,
+haproxy and keepalived holding the control-plane VIP, and the bootstrap
+objects nodes need.
+
+Before any host is touched it validates the inventory, verifies every
+artifact's checksum, and generates (or reuses) the PKI and cluster secrets in
+the state directory. Re-running install on an installed cluster changes
+nothing; --dry-run prints every host's planned changes and changes no host.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runInstall(cmd, g, o, playbook, dryRun)
+		},
+	}
+	o.addFlags(c)
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "only plan: print every host's changes and change no host")
+	c.Flags().StringVar(&playbook, "playbook", "install", "playbook to run (embedded name or path); for custom install flows")
+	return c
+}
+
+// prepared is what install readies on the operator's machine before any
+// host is touched.
+type prepared struct {
+	cluster  *inventory.Cluster
+	stateDir string // <base>/clusters/<name>
+	source   artifacts.Source
+	pki      pki.Report
+}
+
+func prepareInstall(ctx context.Context, base, invPath string) (*prepared, error) {
+	cl, err := inventory.Load(invPath)
+	if err != nil {
+		return nil, badInput(err)
+	}
+	p := &prepared{cluster: cl, stateDir: filepath.Join(base, "clusters", cl.Metadata.Name)}
+	if err := os.MkdirAll(p.stateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create state directory: %w", err)
+	}
+	src, err := openArtifacts(ctx, cl, p.stateDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := src.VerifyAll(ctx); err != nil {
+		return nil, badInput(fmt.Errorf("artifacts failed verification, no host was touched: %w", err))
+	}
+	if v := src.Manifest().KubernetesVersion; v != cl.Spec.Kubernetes.Version {
+		return nil, badInput(fmt.Errorf("%s: spec.kubernetes.version is %s but the artifacts are Kubernetes %s; fix: set spec.kubernetes.version: %s or point spec.artifacts at %s artifacts",
+			invPath, cl.Spec.Kubernetes.Version, v, v, cl.Spec.Kubernetes.Version))
+	}
+	p.source = src
+	spec, err := pki.SpecFromCluster(cl)
+	if err != nil {
+		return nil, badInput(err)
+	}
+	rep, err := pki.NewStore(steps.PKIDir(p.stateDir), nil).EnsureAll(spec)
+	if err != nil {
+		return nil, fmt.Errorf("certificates: %w", err)
+	}
+	p.pki = rep
+	if err := steps.EnsureClusterSecrets(p.stateDir); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// openArtifacts opens the inventory's artifacts source. Only local sources
+// are wired today: a directory (what hack/build-artifacts.sh writes) or an
+// offline bundle, extracted into the state directory.
+func openArtifacts(ctx context.Context, cl *inventory.Cluster, stateDir string) (artifacts.Source, error) {
+	a := cl.Spec.Artifacts
+	switch a.Source {
+	case "dir", "":
+		d, err := artifacts.OpenDir(a.Path)
+		if err != nil {
+			return nil, badInput(fmt.Errorf("spec.artifacts.path %s: %w; fix: build them with `make artifacts` or point spec.artifacts.path at an artifacts directory", a.Path, err))
+		}
+		return d, nil
+	case "bundle":
+		d, err := artifacts.ExtractBundle(ctx, a.Path, filepath.Join(stateDir, "artifacts"))
+		if err != nil {
+			return nil, badInput(fmt.Errorf("spec.artifacts.path bundle %s: %w", a.Path, err))
+		}
+		return d, nil
+	default:
+		return nil, badInput(fmt.Errorf("spec.artifacts.source %q is not supported by install yet; use dir or bundle (kubewright bundle create makes one)", a.Source))
+	}
+}
+
+func runInstall(cmd *cobra.Command, g *globalOptions, o *runOptions, playbook string, dryRun bool) error {
+	if o.concurrency < 1 {
+		return badInput(fmt.Errorf("--concurrency must be at least 1, got %d", o.concurrency))
+	}
+	pb, err := engine.ResolvePlaybook(playbook)
+	if err != nil {
+		return badInput(err)
+	}
+	reg := engine.NewRegistry()
+	steps.Register(reg)
+	if err := pb.Validate(reg); err != nil {
+		return badInput(err)
+	}
+	base, err := labStateDir(g)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	p, err := prepareInstall(cmd.Context(), base, o.inventory)
+	if err != nil {
+		return err
+	}
+	if g.output != "json" {
+		fmt.Fprintf(out, "artifacts: Kubernetes %s, etcd %s verified\n", p.source.Manifest().KubernetesVersion, p.source.Manifest().EtcdVersion)
+		fmt.Fprintf(out, "certificates: %s\n", pkiSummary(p.pki))
+	}
+	sink, closeSink, err := engine.NewConsoleSink(out, g.output)
+	if err != nil {
+		return badInput(err)
+	}
+	conn, closeConn, err := newSSHConnector(p.cluster, clusterKnownHosts(base, p.cluster), o.acceptNew)
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	var logger *slog.Logger
+	if g.verbose {
+		logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	shared := engine.NewSharedData()
+	shared.Set(steps.SharedArtifacts, p.source)
+	res, err := engine.Run(cmd.Context(), engine.Options{
+		Playbook:    pb,
+		Cluster:     p.cluster,
+		Registry:    reg,
+		Connector:   conn,
+		Concurrency: o.concurrency,
+		DryRun:      dryRun,
+		StateDir:    p.stateDir,
+		Events:      sink,
+		Secrets:     append(clusterSecrets(p.cluster), installSecrets(p.stateDir)...),
+		StepTimeout: o.stepTimeout,
+		Logger:      logger,
+		Shared:      shared,
+	})
+	closeSink()
+	var invalid *engine.InvalidError
+	if errors.As(err, &invalid) {
+		return badInput(err)
+	}
+	if res != nil && dryRun && g.output != "json" {
+		fmt.Fprintln(out)
+		engine.RenderPlan(out, res)
+	}
+	if err != nil {
+		return fmt.Errorf("install: %w", err)
+	}
+	if !dryRun && g.output != "json" {
+		printKubeconfigHint(out, p)
+	}
+	return nil
+}
+
+// installSecrets are generated values that end up in files on hosts; the
+// engine redacts them should any command output echo them.
+func installSecrets(stateDir string) []string {
+	var out []string
+	for _, name := range []string{"vrrp-auth-pass"} {
+		if b, err := os.ReadFile(filepath.Join(steps.SecretsDir(stateDir), name)); err == nil && len(b) > 0 {
+			out = append(out, strings.TrimSpace(string(b)))
+		}
+	}
+	return out
+}
+
+func pkiSummary(r pki.Report) string {
+	counts := map[pki.Action]int{}
+	for _, it := range r.Items {
+		counts[it.Action]++
+	}
+	var parts []string
+	for _, a := range []pki.Action{pki.Created, pki.Reissued, pki.Renewed, pki.Updated, pki.Chmod, pki.Removed, pki.Reused} {
+		if counts[a] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[a], a))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func printKubeconfigHint(w io.Writer, p *prepared) {
+	store := pki.NewStore(steps.PKIDir(p.stateDir), nil)
+	ep := p.cluster.Endpoint()
+	fmt.Fprintf(w, "\nThe control plane of %s is up at https://%s.\n", p.cluster.Metadata.Name, ep)
+	fmt.Fprintf(w, "Admin kubeconfig: %s\n  export KUBECONFIG=%s\n  kubectl get --raw /readyz\n", store.AdminKubeconfigPath(), store.AdminKubeconfigPath())
+}

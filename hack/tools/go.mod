@@ -1,0 +1,15 @@
+// Small programs the artifact build needs: the pause and test-workload images'
+// binaries and mkimage, which packs a static binary as an image tarball with
+// go-containerregistry. Its own module so the main module's dependencies stay
+// those of kubewright itself.
+module kubewright.dev/hack/tools
+
+go 1.26.0
+
+require github.com/google/go-containerregistry v0.22.1
+
+require (
+	github.com/klauspost/compress v1.19.2 // indirect
+	github.com/opencontainers/go-digest v1.0.0 // indirect
+	github.com/opencontainers/image-spec v1.1.1 // indirect
+)
