@@ -4,7 +4,7 @@
 # package is missing, so a warm machine spends no time here.
 set -euo pipefail
 pkgs=(make git openssh-server openssh-client debootstrap systemd-container iproute2 iptables keepalived haproxy
-      ca-certificates tar gzip)
+      ca-certificates tar gzip containerd)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,8 +21,9 @@ fi
 # The Debian sshd service is not needed (tests start their own sshd); keep it off
 # so it does not hold port 22 in CI.
 # keepalived and haproxy are installed only so tests can validate rendered configs
-# with the real programs (keepalived -t, haproxy -c); stop the Debian services if
+# with the real programs (keepalived -t, haproxy -c), containerd so the image test
+# can import the built images into a private containerd it starts; stop the Debian services if
 # an init system started them, so they hold no ports or addresses on this host.
 if [ -d /run/systemd/system ]; then
-	systemctl disable --now keepalived haproxy >/dev/null 2>&1 || true
+	systemctl disable --now keepalived haproxy containerd >/dev/null 2>&1 || true
 fi

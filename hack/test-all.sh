@@ -19,7 +19,7 @@ stage "lint"
 make --no-print-directory lint GO="$GO"
 
 stage "unit tests"
-make --no-print-directory test GO="$GO"
+make --no-print-directory test test-hack GO="$GO"
 
 if [ "${KUBEWRIGHT_SKIP_E2E:-}" = 1 ]; then
 	echo "KUBEWRIGHT_SKIP_E2E=1: end-to-end tests not run" >&2
