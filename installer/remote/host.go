@@ -7,6 +7,7 @@ import (
 	"context"
 	"io"
 	"io/fs"
+	"time"
 )
 
 // Host is one reachable machine. Implementations must be safe for concurrent use:
@@ -34,6 +35,9 @@ type ExecOptions struct {
 	Stdin io.Reader
 	// Env is exported before the command runs.
 	Env map[string]string
+	// Timeout bounds this command, overriding the host's default command
+	// timeout; zero keeps the default.
+	Timeout time.Duration
 }
 
 // ExecOption changes how a command runs.
@@ -47,6 +51,10 @@ func WithStdin(r io.Reader) ExecOption { return func(o *ExecOptions) { o.Stdin =
 
 // WithEnv exports environment variables for the command.
 func WithEnv(env map[string]string) ExecOption { return func(o *ExecOptions) { o.Env = env } }
+
+// WithTimeout bounds one command, e.g. a long image pull, independently of
+// the host's default command timeout.
+func WithTimeout(d time.Duration) ExecOption { return func(o *ExecOptions) { o.Timeout = d } }
 
 // BuildExecOptions applies opts in order.
 func BuildExecOptions(opts ...ExecOption) ExecOptions {
