@@ -1,112 +1,28 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
+	"github.com/kubewright/kubewright/installer/remote/remotetest"
 	"github.com/kubewright/kubewright/installer/steps"
 )
 
-// startLoopbackSSHD starts the machine's real OpenSSH sshd listening on the
-// given loopback addresses (one port for all) with a fresh host key and a
-// client key allowed to log in as the current user. It returns the port and
-// the client key path; the daemon is killed by PID at cleanup.
-//
-// TODO(lead): switch to remotetest.StartOpenSSH once installer/remote/remotetest
-// provides it; this helper exists because it had not landed yet.
-func startLoopbackSSHD(t *testing.T, addrs []string) (int, string) {
+// loopbackCluster starts a real OpenSSH sshd serving three inventory hosts
+// on 127.0.1.1-3 (all of them this machine) and writes an inventory for them
+// into dir: m1 a master, m2 and w1 workers. It logs in as the user running
+// the test, which must be root so steps and sudo checks act as on a real
+// host (CI runs as root).
+func loopbackCluster(t *testing.T, dir string) (*remotetest.OpenSSH, string) {
 	t.Helper()
-	sshd, err := exec.LookPath("sshd")
-	if err != nil {
-		sshd = "/usr/sbin/sshd"
-	}
-	if _, err := os.Stat(sshd); err != nil {
-		t.Fatalf("OpenSSH sshd not found (%v): hack/install-deps.sh installs openssh-server", err)
-	}
-	dir := t.TempDir()
-	for _, k := range []string{"host_key", "client_key"} {
-		out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, k)).CombinedOutput()
-		if err != nil {
-			t.Fatalf("ssh-keygen: %v: %s", err, out)
-		}
-	}
-	pub, err := os.ReadFile(filepath.Join(dir, "client_key.pub"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// sshd refuses to start without its privilege-separation directory,
-	// which the openssh-server package normally creates at boot.
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-		t.Fatalf("create /run/sshd: %v", err)
-	}
-	l, err := net.Listen("tcp", addrs[0]+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	var cfg strings.Builder
-	for _, a := range addrs {
-		fmt.Fprintf(&cfg, "ListenAddress %s:%d\n", a, port)
-	}
-	fmt.Fprintf(&cfg, "HostKey %s\nAuthorizedKeysFile %s\nPidFile none\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nPermitRootLogin prohibit-password\nLogLevel ERROR\n",
-		filepath.Join(dir, "host_key"), filepath.Join(dir, "authorized_keys"))
-	conf := filepath.Join(dir, "sshd_config")
-	if err := os.WriteFile(conf, []byte(cfg.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd := exec.Command(sshd, "-D", "-e", "-f", conf)
-	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for _, a := range addrs {
-		for {
-			c, err := net.DialTimeout("tcp", fmt.Sprintf("%s:%d", a, port), time.Second)
-			if err == nil {
-				c.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("sshd did not listen on %s:%d: %v\n%s", a, port, err, stderr.String())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	return port, filepath.Join(dir, "client_key")
-}
-
-// TestCheckAgainstLoopbackSSHD runs `kubewright check` over real SSH against
-// three inventory hosts that are all this machine. They share one
-// /etc/machine-id and hostname, which check must report as FAIL on every
-// host: that is a real finding, exactly what a cloned VM image looks like.
-func TestCheckAgainstLoopbackSSHD(t *testing.T) {
-	addrs := []string{"127.0.1.1", "127.0.1.2", "127.0.1.3"}
-	port, key := startLoopbackSSHD(t, addrs)
-	user := "root"
 	if os.Geteuid() != 0 {
 		t.Fatal("this test logs in over SSH as root: run it as root (CI does)")
 	}
-	dir := t.TempDir()
+	sshd := remotetest.StartOpenSSH(t, remotetest.WithHostNames("m1", "m2", "w1"))
 	inv := filepath.Join(dir, "inventory.yaml")
 	invText := fmt.Sprintf(`apiVersion: kubewright.io/v1alpha1
 kind: Cluster
@@ -129,10 +45,20 @@ spec:
     # with IPv4 masters is accepted and answers nothing here.
     vip: fd00:6b77::100
     interface: lo
-`, user, port, key, addrs[0], addrs[1], addrs[2])
+`, sshd.User, sshd.Port, sshd.ClientKey.Path, sshd.Address("m1"), sshd.Address("m2"), sshd.Address("w1"))
 	if err := os.WriteFile(inv, []byte(invText), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return sshd, inv
+}
+
+// TestCheckAgainstLoopbackSSHD runs `kubewright check` over real SSH against
+// three inventory hosts that are all this machine. They share one
+// /etc/machine-id and hostname, which check must report as FAIL on every
+// host: that is a real finding, exactly what a cloned VM image looks like.
+func TestCheckAgainstLoopbackSSHD(t *testing.T) {
+	dir := t.TempDir()
+	_, inv := loopbackCluster(t, dir)
 	state := filepath.Join(dir, "state")
 
 	// Unknown host keys are refused without --accept-new-host-keys.

@@ -101,12 +101,23 @@ func benchRun(b *testing.B, names []string, conn engine.Connector) {
 }
 
 // BenchmarkNoopPlaybook: a 10-step no-op playbook over 50 and 500 hosts.
-// The local fake runs every command with a real /bin/sh, so this measures the
-// engine plus process spawns, not the network.
+//
+//   - local: the enginetest fake runs every command with a real /bin/sh, so
+//     this measures the engine plus process spawns, not the network.
+//   - ssh: every host is an in-process SSH server (remotetest) reached with
+//     remote.Dial, so each run also pays an SSH handshake per host and one
+//     session per command, as the CLI does. The servers live in the same
+//     process: their goroutines and buffers are in the peak heap and RSS,
+//     which therefore bound the engine's own footprint from above.
 func BenchmarkNoopPlaybook(b *testing.B) {
 	for _, n := range []int{50, 500} {
 		b.Run(fmt.Sprintf("local/hosts=%d", n), func(b *testing.B) {
 			benchRun(b, enginetest.Names("h", n), enginetest.NewFleet(b))
+		})
+		b.Run(fmt.Sprintf("ssh/hosts=%d", n), func(b *testing.B) {
+			names := enginetest.Names("h", n)
+			conn, _ := sshHosts(b, names)
+			benchRun(b, names, conn)
 		})
 	}
 }

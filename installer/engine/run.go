@@ -248,6 +248,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	r.journal.flush() // the run directory is never without a journal
 
 	r.emit(Event{Type: EventRunStart, Playbook: r.res.Playbook, DryRun: opts.DryRun, RunDir: runDir})
+	r.gatherAllFacts(ctx, selected)
 	runErr := r.runPlays(ctx, selected)
 	return r.finish(ctx, runErr)
 }
@@ -586,8 +587,60 @@ func (r *runner) runHostPlay(ctx context.Context, playIdx int, h *inventory.Host
 	return ok
 }
 
-// setup connects to a host and gathers its facts, once per run, the first
-// time any play touches the host.
+// SharedFactsKey is the SharedData key under which every run publishes the
+// facts of all hosts it selected (map[string]*Facts by host name, read-only),
+// before the first step runs. Steps that judge one host against the others
+// read it: preflight's unique hostname, machine-id and address checks, and
+// whether the VIP is held by one of our own masters. A host that could not be
+// reached is absent. The engine sets it on every run, replacing any value a
+// caller put in Options.Shared under the same key.
+const SharedFactsKey = "facts"
+
+// gatherAllFacts connects to every host the run selected, in any play, and
+// gathers its facts before the first play starts, within the concurrency
+// limit; then it publishes them under SharedFactsKey. Gathering lazily, when
+// a host's first play starts, would leave a step on a master without the
+// facts of workers that later plays select. Failures are kept in the host's
+// state and reported when the host's first play runs, as if it had connected
+// then, so the schedule (batches, max-fail) is unchanged; a dead host only
+// costs its connect timeout once, up front.
+func (r *runner) gatherAllFacts(ctx context.Context, selected [][]*inventory.Host) {
+	var hosts []*hostState
+	seen := map[string]bool{}
+	r.mu.Lock()
+	for _, play := range selected {
+		for _, h := range play {
+			if !seen[h.Name] {
+				seen[h.Name] = true
+				hosts = append(hosts, r.hosts[h.Name])
+			}
+		}
+	}
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, hs := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !r.acquire(ctx) {
+				return // cancelled: runPlays skips every play
+			}
+			defer r.release()
+			_, _ = r.setup(ctx, hs) // the error is reported by runHostPlay
+		}()
+	}
+	wg.Wait()
+	all := make(map[string]*Facts, len(hosts))
+	for _, hs := range hosts {
+		if hs.target != nil {
+			all[hs.inv.Name] = hs.target.Facts
+		}
+	}
+	r.shared.Set(SharedFactsKey, all)
+}
+
+// setup connects to a host and gathers its facts, once per run; normally
+// from gatherAllFacts, before any play touches the host.
 func (r *runner) setup(ctx context.Context, hs *hostState) (*Target, error) {
 	hs.setupOnce.Do(func() {
 		sctx, cancel := context.WithTimeout(ctx, r.opts.FactsTimeout)

@@ -466,6 +466,63 @@ plays:
 	}
 }
 
+// TestAllHostsFactsShared: before the first step, every step can see the
+// facts of every host the run selected, in any play (what preflight needs to
+// find duplicate hostnames and machine-ids), and unreachable hosts are absent
+// but still reported when their play runs.
+func TestAllHostsFactsShared(t *testing.T) {
+	e := newEnv(t, map[string][]string{"masters": {"m1"}, "workers": {"w1", "w2", "w3"}})
+	e.fleet.FailConnect("w3", errors.New("dial tcp 10.0.0.23:22: no route to host"))
+	var mu sync.Mutex
+	seen := map[string][]string{}
+	probe := &enginetest.FuncStep{StepName: "probe", PlanFn: func(_ context.Context, t *engine.Target) ([]engine.Change, error) {
+		v, ok := t.Shared.Get(engine.SharedFactsKey)
+		if !ok {
+			return nil, errors.New("no shared facts")
+		}
+		all, ok := v.(map[string]*engine.Facts)
+		if !ok {
+			return nil, fmt.Errorf("shared facts are %T", v)
+		}
+		if all[t.Inv.Name] != t.Facts {
+			return nil, errors.New("shared facts of this host differ from Target.Facts")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		seen[t.Inv.Name] = sortedNames(all)
+		return nil, nil
+	}}
+	e.register(probe)
+	stale := engine.NewSharedData()
+	stale.Set(engine.SharedFactsKey, map[string]*engine.Facts{"ghost": {}})
+	// The master's play runs first and alone: workers are only selected by
+	// a later play, and their facts must already be there.
+	res, err := e.run(context.Background(), `
+name: f
+plays:
+  - {hosts: masters, steps: [probe]}
+  - {hosts: workers, serial: 1, steps: [probe]}
+`, func(o *engine.Options) { o.Shared = stale; o.Concurrency = 2 })
+	if err == nil || !strings.Contains(err.Error(), "host w3: connect: dial tcp 10.0.0.23:22: no route to host") {
+		t.Fatalf("err = %v, want w3 unreachable", err)
+	}
+	want := []string{"m1", "w1", "w2"}
+	for _, h := range want {
+		if !slices.Equal(seen[h], want) {
+			t.Errorf("%s saw facts of %v, want %v", h, seen[h], want)
+		}
+		if n := e.fleet.Host(h).CountCommands("@@os-release"); n != 1 {
+			t.Errorf("%s: facts gathered %d times, want 1", h, n)
+		}
+	}
+	if st := res.Host("w3").Status; st != engine.HostUnreachable || probe.Plans("w3") != 0 {
+		t.Errorf("w3: status %s, plans %d; want unreachable, 0", st, probe.Plans("w3"))
+	}
+	if e.fleet.Connects() != 4 {
+		t.Errorf("connects = %d, want one per host (4)", e.fleet.Connects())
+	}
+}
+
 func TestDryRunChangesNothing(t *testing.T) {
 	e := newEnv(t, map[string][]string{"masters": {"m1", "m2"}})
 	conf := &enginetest.FileStep{StepName: "write-conf", Path: "/etc/kubewright/app.conf", Content: "a=1\n"}

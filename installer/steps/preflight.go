@@ -87,10 +87,12 @@ const DefaultMaxClockSkew = 2 * time.Second
 
 // PeersSharedKey is the engine.SharedData key under which a runner may
 // publish *PeerInfo for the preflight step; FactsSharedKey is the fallback
-// key for a map[string]*engine.Facts of every host.
+// key for a map[string]*engine.Facts of every host, which the engine
+// publishes on every run (engine.SharedFactsKey), so preflight inside a
+// playbook judges uniqueness across all the run's hosts.
 const (
 	PeersSharedKey = "preflight.peers"
-	FactsSharedKey = "facts"
+	FactsSharedKey = engine.SharedFactsKey
 )
 
 // RunPreflight runs every check for one host and returns one result per

@@ -20,4 +20,5 @@ func Register(r *engine.Registry) {
 	r.MustRegister("haproxy", engine.Static(HAProxy{}))
 	r.MustRegister("keepalived", engine.Static(Keepalived{}))
 	r.MustRegister("cluster-bootstrap", engine.Static(ClusterBootstrap{}))
+	r.MustRegister("file", newFile)
 }

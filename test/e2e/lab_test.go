@@ -1,0 +1,400 @@
+//go:build e2e
+
+// End-to-end tests of `kubewright lab` on this host: real namespaces, bridge,
+// cgroups and systemd-nspawn machines. They need root and a cgroup v1 host;
+// the kubelet test needs the artifacts `make artifacts` builds.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/kubewright/kubewright/installer/lab"
+)
+
+const labTestTimeout = 12 * time.Minute
+
+// newLab brings a lab up in a private state dir and always takes it down,
+// failing the test if anything of it is left on the host.
+func newLab(t *testing.T, ctx context.Context, name string, masters, workers int) (*lab.Manager, *lab.Lab) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("lab e2e tests need root (network namespaces, cgroups, systemd-nspawn)")
+	}
+	var out bytes.Buffer
+	m := lab.New(lab.Config{StateDir: t.TempDir(), Out: &out, BootTimeout: 3 * time.Minute, InstallHostTools: true})
+	if left := m.Leftovers(name); len(left) > 0 {
+		t.Fatalf("lab %s has leftovers from an earlier run, remove them first:\n%s", name, strings.Join(left, "\n"))
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpLab(t, m, name)
+		}
+		start := time.Now()
+		removed, err := m.Down(context.Background(), name)
+		if err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+		if !removed {
+			t.Errorf("lab down found nothing to remove")
+		}
+		t.Logf("lab down %s: %s", name, time.Since(start).Round(time.Millisecond))
+		if left := m.Leftovers(name); len(left) > 0 {
+			t.Errorf("lab down left %d things behind:\n%s", len(left), strings.Join(left, "\n"))
+		}
+		if removed, err := m.Down(context.Background(), name); err != nil || removed {
+			t.Errorf("second lab down: removed=%v err=%v, want a no-op", removed, err)
+		}
+	})
+	start := time.Now()
+	l, err := m.Up(ctx, lab.UpOptions{Name: name, Masters: masters, Workers: workers})
+	t.Logf("lab up %s (%d machines): %s\n%s", name, masters+workers, time.Since(start).Round(time.Millisecond), out.String())
+	if err != nil {
+		t.Fatalf("lab up: %v", err)
+	}
+	return m, l
+}
+
+func dumpLab(t *testing.T, m *lab.Manager, name string) {
+	t.Helper()
+	if st, err := m.Status(context.Background(), name); err == nil && st != nil {
+		for _, ms := range st.Machines {
+			t.Logf("machine %s %s running=%v reachable=%v", ms.Name, ms.Address, ms.Running, ms.Reachable)
+		}
+	}
+	logs, _ := filepath.Glob(filepath.Join(m.Dir(name), "machines", "*", "console.log"))
+	for _, p := range logs {
+		b, _ := os.ReadFile(p)
+		lines := strings.Split(string(b), "\n")
+		if len(lines) > 40 {
+			lines = lines[len(lines)-40:]
+		}
+		t.Logf("--- %s (last 40 lines)\n%s", p, strings.Join(lines, "\n"))
+	}
+}
+
+// dial connects as the inventory says: the lab key, root, and strict
+// host-key checking against the lab's known_hosts.
+func dial(t *testing.T, l *lab.Lab, addr, knownHostsFile string) (*ssh.Client, error) {
+	t.Helper()
+	key, err := os.ReadFile(l.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.ParsePrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := knownhosts.New(knownHostsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ssh.Dial("tcp", net.JoinHostPort(addr, "22"), &ssh.ClientConfig{
+		User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: cb, Timeout: 10 * time.Second,
+	})
+}
+
+func run(t *testing.T, c *ssh.Client, cmd string) (string, error) {
+	t.Helper()
+	s, err := c.NewSession()
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	out, err := s.CombinedOutput(cmd)
+	return string(out), err
+}
+
+func TestLabFiveMachines(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), labTestTimeout)
+	defer cancel()
+	m, l := newLab(t, ctx, "e2efive", 3, 2)
+	if len(l.Machines) != 5 {
+		t.Fatalf("got %d machines, want 5", len(l.Machines))
+	}
+	inv, err := os.ReadFile(l.Inventory)
+	if err != nil {
+		t.Fatalf("inventory: %v", err)
+	}
+	for _, want := range []string{"kind: Cluster", "vip: " + l.VIP, "e2efive-master3", "e2efive-worker2", "keyFile: " + l.KeyFile} {
+		if !strings.Contains(string(inv), want) {
+			t.Errorf("inventory lacks %q:\n%s", want, inv)
+		}
+	}
+
+	for _, ms := range l.Machines {
+		t.Run("ssh/"+ms.Name, func(t *testing.T) {
+			c, err := dial(t, l, ms.Address, l.KnownHosts)
+			if err != nil {
+				t.Fatalf("ssh with strict host-key checking: %v", err)
+			}
+			defer c.Close()
+			out, err := run(t, c, "systemctl is-system-running --wait; hostname; ip -4 -o addr show eth0; cat /etc/machine-id")
+			if err != nil {
+				sys, _ := run(t, c, "systemctl --failed --no-legend")
+				t.Fatalf("is-system-running: %v\n%s\nfailed units:\n%s", err, out, sys)
+			}
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			if len(lines) != 4 || lines[0] != "running" || lines[1] != ms.Name || !strings.Contains(lines[2], ms.Address+"/24") {
+				t.Fatalf("unexpected machine state:\n%s", out)
+			}
+		})
+	}
+	t.Run("machine-ids-differ", func(t *testing.T) {
+		seen := map[string]string{}
+		for _, ms := range l.Machines {
+			b, err := os.ReadFile(filepath.Join(m.Dir(l.Name), "machines", ms.Name, "root", "etc", "machine-id"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := strings.TrimSpace(string(b))
+			if other, ok := seen[id]; ok || len(id) != 32 {
+				t.Fatalf("machine-id %q of %s invalid or shared with %s", id, ms.Name, other)
+			}
+			seen[id] = ms.Name
+		}
+	})
+	t.Run("wrong-host-key-refused", func(t *testing.T) {
+		// Swap two machines' keys in a copy of known_hosts: strict checking
+		// must refuse, or the check above proved nothing.
+		b, err := os.ReadFile(l.KnownHosts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		f0, f1 := strings.Fields(lines[0]), strings.Fields(lines[1])
+		lines[0] = strings.Join(append([]string{f0[0]}, f1[1:]...), " ")
+		bad := filepath.Join(t.TempDir(), "known_hosts")
+		if err := os.WriteFile(bad, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := dial(t, l, l.Machines[0].Address, bad)
+		if err == nil {
+			c.Close()
+			t.Fatal("ssh accepted a host key that known_hosts does not list for the machine")
+		}
+		if !strings.Contains(err.Error(), "key mismatch") {
+			t.Fatalf("want a key mismatch error, got %v", err)
+		}
+	})
+	t.Run("vrrp-vip-free", func(t *testing.T) {
+		for _, ms := range l.Machines {
+			if ms.Address == l.VIP {
+				t.Fatalf("VIP %s collides with %s", l.VIP, ms.Name)
+			}
+		}
+	})
+	t.Run("kubelet-runs-pod", func(t *testing.T) { kubeletPod(t, ctx, m, l) })
+}
+
+func TestLabUpIsIdempotent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), labTestTimeout)
+	defer cancel()
+	m, first := newLab(t, ctx, "e2eidem", 1, 1)
+	if first.AlreadyRunning {
+		t.Fatal("first up reported an already running lab")
+	}
+	pids := map[string]int{}
+	for _, ms := range first.Machines {
+		pids[ms.Name] = ms.PID
+	}
+	inv1, _ := os.ReadFile(first.Inventory)
+	kh1, _ := os.ReadFile(first.KnownHosts)
+
+	second, err := m.Up(ctx, lab.UpOptions{Name: "e2eidem", Masters: 1, Workers: 1})
+	if err != nil {
+		t.Fatalf("second up: %v", err)
+	}
+	if !second.AlreadyRunning {
+		t.Error("second up did not report the lab as already running")
+	}
+	for _, ms := range second.Machines {
+		if ms.PID != pids[ms.Name] || !ms.Reachable {
+			t.Errorf("%s: pid %d -> %d reachable=%v; a second up must not restart machines", ms.Name, pids[ms.Name], ms.PID, ms.Reachable)
+		}
+	}
+	inv2, _ := os.ReadFile(second.Inventory)
+	kh2, _ := os.ReadFile(second.KnownHosts)
+	if !bytes.Equal(inv1, inv2) || !bytes.Equal(kh1, kh2) {
+		t.Error("second up changed the inventory or known_hosts")
+	}
+
+	if _, err := m.Up(ctx, lab.UpOptions{Name: "e2eidem", Masters: 2, Workers: 1}); err == nil || !strings.Contains(err.Error(), "lab down") {
+		t.Errorf("reshaping an existing lab: got %v, want an error telling to run lab down", err)
+	}
+
+	// A machine that died is restarted by the next up; the other is left alone,
+	// and the restarted one keeps its host key (known_hosts still valid).
+	victim := first.Machines[1]
+	p, err := os.FindProcess(victim.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Signal(os.Kill); err != nil {
+		t.Fatalf("kill %s: %v", victim.Name, err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := m.Status(ctx, "e2eidem")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.Machines[1].Running {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still running after SIGKILL", victim.Name)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	third, err := m.Up(ctx, lab.UpOptions{Name: "e2eidem", Masters: 1, Workers: 1})
+	if err != nil {
+		t.Fatalf("up after a machine died: %v", err)
+	}
+	if third.AlreadyRunning || third.Machines[0].PID != pids[third.Machines[0].Name] || third.Machines[1].PID == victim.PID {
+		t.Errorf("up after a death should restart only %s: %+v", victim.Name, third.Machines)
+	}
+	for _, ms := range third.Machines {
+		if !ms.Reachable {
+			t.Errorf("%s not reachable after restart", ms.Name)
+		}
+	}
+	kh3, _ := os.ReadFile(third.KnownHosts)
+	if !bytes.Equal(kh1, kh3) {
+		t.Error("restarting a machine changed known_hosts")
+	}
+}
+
+// kubeletPod proves a machine can host a node: containerd with the imported
+// pause and test images, and a kubelet (standalone, static pod) running a pod.
+func kubeletPod(t *testing.T, ctx context.Context, m *lab.Manager, l *lab.Lab) {
+	arts := os.Getenv("KUBEWRIGHT_ARTIFACTS")
+	if arts == "" {
+		arts = filepath.Join(lab.DefaultCacheDir(), "artifacts")
+	}
+	kubelet := newest(t, filepath.Join(arts, "kubernetes-v*", "kubelet"))
+	crictl := newest(t, filepath.Join(arts, "crictl-v*", "crictl"))
+	pause := newest(t, filepath.Join(arts, "images-*", "pause.tar"))
+	testapp := newest(t, filepath.Join(arts, "images-*", "testapp.tar"))
+
+	ms := l.Machines[0]
+	root := filepath.Join(m.Dir(l.Name), "machines", ms.Name, "root")
+	copyFile(t, kubelet, filepath.Join(root, "usr/local/bin/kubelet"), 0o755)
+	copyFile(t, crictl, filepath.Join(root, "usr/local/bin/crictl"), 0o755)
+	copyFile(t, pause, filepath.Join(root, "root/pause.tar"), 0o644)
+	copyFile(t, testapp, filepath.Join(root, "root/testapp.tar"), 0o644)
+	files := map[string]string{
+		"etc/containerd/config.toml": `version = 2
+[plugins."io.containerd.grpc.v1.cri"]
+  restrict_oom_score_adj = true
+  sandbox_image = "registry.k8s.io/pause:3.10"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    default_runtime_name = "runc"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+    SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "/etc/cni/net.d"
+`,
+		"etc/kubernetes/kubelet-e2e.yaml": `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cgroupDriver: cgroupfs
+cgroupRoot: /
+failCgroupV1: false
+failSwapOn: false
+containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
+staticPodPath: /etc/kubernetes/manifests
+authentication:
+  anonymous: {enabled: true}
+  webhook: {enabled: false}
+authorization: {mode: AlwaysAllow}
+`,
+		"etc/kubernetes/manifests/testapp.yaml": `apiVersion: v1
+kind: Pod
+metadata: {name: testapp, namespace: default}
+spec:
+  hostNetwork: true
+  containers:
+  - name: testapp
+    image: kubewright.io/testapp:v1
+    imagePullPolicy: Never
+`,
+		"etc/crictl.yaml": "runtime-endpoint: unix:///run/containerd/containerd.sock\nimage-endpoint: unix:///run/containerd/containerd.sock\n",
+	}
+	for p, c := range files {
+		dst := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := dial(t, l, ms.Address, l.KnownHosts)
+	if err != nil {
+		t.Fatalf("ssh: %v", err)
+	}
+	defer c.Close()
+	setup := "set -e; systemctl restart containerd; " +
+		"ctr -n k8s.io images import /root/pause.tar; ctr -n k8s.io images import /root/testapp.tar; " +
+		"systemd-run --unit=kubelet-e2e /usr/local/bin/kubelet --config=/etc/kubernetes/kubelet-e2e.yaml " +
+		"--node-ip=" + ms.Address + " --hostname-override=" + ms.Name
+	if out, err := run(t, c, setup); err != nil {
+		t.Fatalf("start containerd + kubelet: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		out, err := run(t, c, "curl -fsS http://127.0.0.1:8080/healthz && crictl pods --name testapp --state ready -q | grep -q . && crictl ps --name testapp --state running -q | grep -q . && echo POD-RUNNING")
+		if err == nil && strings.Contains(out, "POD-RUNNING") {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			dbg, _ := run(t, c, "crictl pods; crictl ps -a; journalctl -u kubelet-e2e --no-pager | tail -40")
+			t.Fatalf("static pod did not run: %v\n%s\n%s", err, out, dbg)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	out, _ := run(t, c, "cat /proc/$(pgrep -f /testapp | head -1)/cgroup | grep memory")
+	t.Logf("testapp runs in a pod cgroup: %s", strings.TrimSpace(out))
+	if !strings.Contains(out, "kubepods") {
+		t.Errorf("testapp is not in a kubelet pod cgroup: %q", out)
+	}
+}
+
+func newest(t *testing.T, pattern string) string {
+	t.Helper()
+	m, _ := filepath.Glob(pattern)
+	if len(m) == 0 {
+		t.Fatalf("no artifact matches %s: build them first with `make artifacts`", pattern)
+	}
+	sort.Strings(m)
+	return m[len(m)-1]
+}
+
+func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, mode); err != nil {
+		t.Fatal(fmt.Errorf("copy %s: %w", src, err))
+	}
+}
