@@ -37,9 +37,12 @@ func HAProxyConfig(p HAProxyParams) (string, error) {
 	}
 	var b strings.Builder
 	b.WriteString("# Managed by kubewright: changes are overwritten by the next install/upgrade.\n")
+	// No global maxconn: haproxy derives it from the file-descriptor limit it
+	// is given (systemd's LimitNOFILE). A fixed maxconn makes haproxy refuse
+	// to start where it cannot raise that limit (containers without
+	// CAP_SYS_RESOURCE), and the apiservers' own limits cap real load anyway.
 	fmt.Fprintf(&b, `global
     log stdout format raw local0 info
-    maxconn 20000
 
 defaults
     mode tcp

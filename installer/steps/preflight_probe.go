@@ -85,7 +85,7 @@ func modulesScript() string {
 		`elif modinfo "$1" >/dev/null 2>&1 || [ -n "$(find /lib/modules/"$k" -name "$1.ko*" 2>/dev/null | head -n 1)" ]; then echo "$1 available"; ` +
 		`else echo "$1 missing $k"; fi; }`
 	for _, m := range requiredModules {
-		s += "; a " + m
+		s += "; if " + stepkit.FeatureProbe("", m) + "; then echo " + m + " builtin; else a " + m + "; fi"
 	}
 	return s
 }

@@ -44,9 +44,24 @@ func (m Modules) loadedScript(t *engine.Target) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `k=$(uname -r); l() { if [ -d %s/"$1" ] || grep -q "^$1 " %s 2>/dev/null || grep -q "/$1\.ko" %s/"$k"/modules.builtin 2>/dev/null; then echo "$1 yes"; else echo "$1 no"; fi; }`, sys, proc, lib)
 	for _, n := range m.Names {
-		b.WriteString("; l " + Quote(n))
+		fmt.Fprintf(&b, "; if %s; then echo %s yes; else l %s; fi", FeatureProbe(Root(t), n), Quote(n), Quote(n))
 	}
 	return b.String()
+}
+
+// FeatureProbe returns a shell test that is true when the kernel already
+// provides what module name is loaded for, however it was built: a kernel
+// with br_netfilter or overlay compiled in and no /lib/modules (VM and
+// container kernels) has neither /sys/module/NAME nor modules.builtin, and
+// modprobe fails there, yet the feature works. root prefixes the paths.
+func FeatureProbe(root, name string) string {
+	switch name {
+	case "br_netfilter":
+		return "[ -e " + Quote(root+"/proc/sys/net/bridge/bridge-nf-call-iptables") + " ]"
+	case "overlay":
+		return "grep -qw overlay " + Quote(root+"/proc/filesystems") + " 2>/dev/null"
+	}
+	return "false"
 }
 
 // parseLoaded reads loadedScript's output.

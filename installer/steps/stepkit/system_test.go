@@ -278,3 +278,28 @@ func TestPackageManagerErrors(t *testing.T) {
 		t.Fatalf("error = %v", err)
 	}
 }
+
+// A kernel with the features compiled in and no /lib/modules (VM and
+// container kernels): the features are visible in /proc, nothing is loaded,
+// and modprobe must not be called (it would fail there).
+func TestModulesBuiltInWithoutModuleTree(t *testing.T) {
+	ctx := context.Background()
+	tg, _, root := stepkittest.NewTarget(t, "h1", nil)
+	stepkittest.WriteFile(t, root, "/proc/sys/net/bridge/bridge-nf-call-iptables", "1\n", 0o644)
+	stepkittest.WriteFile(t, root, "/proc/filesystems", "nodev\tsysfs\nnodev\toverlay\n", 0o644)
+	modprobe := stepkittest.FakeTool(t, root, "modprobe", `echo "$2" >> "$(dirname "$0")/../modprobe.log"; exit 1`)
+	m := stepkit.Modules{Names: []string{"overlay", "br_netfilter"}, Modprobe: modprobe}
+	plan, err := m.Plan(ctx, tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"create /etc/modules-load.d/kubewright.conf (mode 0644)"}; !reflect.DeepEqual(strs(plan), want) {
+		t.Fatalf("plan = %q, want %q", strs(plan), want)
+	}
+	if err := m.Apply(ctx, tg, plan); err != nil {
+		t.Fatal(err)
+	}
+	if log, ok := stepkittest.ReadFile(t, root, "/modprobe.log"); ok {
+		t.Fatalf("modprobe was called for built-in features: %q", log)
+	}
+}
