@@ -35,6 +35,12 @@ func NewClient(kubeconfig []byte) (*Client, error) {
 	}
 	cfg.UserAgent = "kubewright"
 	cfg.Timeout = 30 * time.Second
+	return NewClientFromConfig(cfg)
+}
+
+// NewClientFromConfig builds a client from a REST config, e.g. one whose
+// timeout the caller tuned.
+func NewClientFromConfig(cfg *rest.Config) (*Client, error) {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("build clientset for %s: %w", cfg.Host, err)

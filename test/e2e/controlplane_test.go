@@ -1,0 +1,507 @@
+//go:build e2e
+
+// End-to-end test of the HA control plane (issue: install PKI and control
+// plane behind a keepalived VIP) on three lab masters: dry-run, install,
+// the API through the VIP, etcd health, encryption at rest, certificate
+// SANs, an idempotent re-run, VIP failover on a dead apiserver and on a
+// powered-off master with a client writing throughout.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubewright/kubewright/installer/kube"
+	"github.com/kubewright/kubewright/installer/lab"
+	"github.com/kubewright/kubewright/installer/remote"
+)
+
+const controlPlaneTimeout = 20 * time.Minute
+
+// kwBin is the kubewright binary under test (make e2e builds it).
+func kwBin(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("KUBEWRIGHT_BIN"); p != "" {
+		return p
+	}
+	p, err := filepath.Abs("../../bin/kubewright")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("kubewright binary not found at %s (run make build or set KUBEWRIGHT_BIN): %v", p, err)
+	}
+	return p
+}
+
+// artifactsDir is what `make artifacts` produced.
+func artifactsDir(t *testing.T) string {
+	t.Helper()
+	d := os.Getenv("KUBEWRIGHT_ARTIFACTS_DIR")
+	if d == "" {
+		var err error
+		if d, err = filepath.Abs("../../_output/artifacts"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(d, "manifest.yaml")); err != nil {
+		t.Fatalf("no artifacts at %s (run make artifacts): %v", d, err)
+	}
+	return d
+}
+
+// kwResult is one kubewright invocation.
+type kwResult struct {
+	out      string
+	code     int
+	duration time.Duration
+}
+
+func kw(t *testing.T, ctx context.Context, stateDir string, args ...string) kwResult {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, kwBin(t), append([]string{"--state-dir", stateDir}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	r := kwResult{out: out.String(), duration: time.Since(start)}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run kubewright %v: %v", args, err)
+	}
+	return r
+}
+
+// cpCluster is a lab with the control plane installed, shared by the
+// subtests that can share it.
+type cpCluster struct {
+	m        *lab.Manager
+	lab      *lab.Lab
+	stateDir string
+	inv      string
+	hosts    map[string]remote.Host // machine name -> connection
+	addrs    map[string]string      // machine name -> address
+}
+
+func (c *cpCluster) exec(t *testing.T, ctx context.Context, machine, cmd string) string {
+	t.Helper()
+	out, err := c.hosts[machine].Exec(ctx, cmd)
+	if err != nil {
+		t.Fatalf("%s: %s: %v", machine, cmd, err)
+	}
+	return out
+}
+
+// connect dials every machine with kubewright's own remote package and the
+// cluster's known_hosts: strict host-key checking, no acceptance of new keys.
+func (c *cpCluster) connect(t *testing.T, ctx context.Context) {
+	t.Helper()
+	for _, ms := range c.lab.Machines {
+		if h, ok := c.hosts[ms.Name]; ok {
+			h.Close()
+		}
+		h, err := remote.Dial(ctx, remote.Config{
+			Name: ms.Name, Address: ms.Address, User: "root", KeyFile: c.lab.KeyFile,
+			KnownHostsFile: filepath.Join(c.stateDir, "clusters", c.lab.Name, "known_hosts"),
+		})
+		if err != nil {
+			t.Fatalf("ssh %s with strict host-key checking: %v", ms.Name, err)
+		}
+		c.hosts[ms.Name] = h
+		c.addrs[ms.Name] = ms.Address
+	}
+}
+
+func (c *cpCluster) close() {
+	for _, h := range c.hosts {
+		h.Close()
+	}
+}
+
+func (c *cpCluster) adminConfig(t *testing.T) string {
+	return filepath.Join(c.stateDir, "clusters", c.lab.Name, "pki", "admin.conf")
+}
+
+func (c *cpCluster) kubectl(t *testing.T, ctx context.Context, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, filepath.Join(artifactsDir(t), "bin", "kubectl"), append([]string{"--kubeconfig", c.adminConfig(t), "--request-timeout=10s"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// vipHolders lists the machines that have the VIP on eth0 right now.
+func (c *cpCluster) vipHolders(t *testing.T, ctx context.Context) []string {
+	t.Helper()
+	var out []string
+	for name, h := range c.hosts {
+		s, err := h.Exec(ctx, "ip -o -4 addr show dev eth0")
+		if err != nil {
+			continue // a powered-off machine
+		}
+		if strings.Contains(s, " "+c.lab.VIP+"/") {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (c *cpCluster) waitVIPHolder(t *testing.T, ctx context.Context, not string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last []string
+	for time.Now().Before(deadline) {
+		last = c.vipHolders(t, ctx)
+		if len(last) == 1 && last[0] != not {
+			return last[0]
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("VIP %s not held by exactly one master other than %q after %s (holders: %v)", c.lab.VIP, not, timeout, last)
+	return ""
+}
+
+func (c *cpCluster) etcdHealth(ctx context.Context, via string) (string, error) {
+	return c.hosts[via].Exec(ctx, "etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "+
+		"--cert=/etc/kubernetes/pki/apiserver-etcd-client.crt --key=/etc/kubernetes/pki/apiserver-etcd-client.key "+
+		"--command-timeout=5s endpoint health --cluster")
+}
+
+func (c *cpCluster) dump(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for name, h := range c.hosts {
+		out, _ := h.Exec(ctx, "systemctl --no-pager --failed; for u in etcd kube-apiserver kube-controller-manager kube-scheduler haproxy keepalived; do echo \"== $u\"; journalctl -u $u --no-pager -n 25; done")
+		t.Logf("==== %s\n%s", name, out)
+	}
+	runs, _ := filepath.Glob(filepath.Join(c.stateDir, "clusters", c.lab.Name, "runs", "*", "journal.json"))
+	if len(runs) > 0 {
+		b, _ := os.ReadFile(runs[len(runs)-1])
+		t.Logf("==== last journal %s\n%s", runs[len(runs)-1], b)
+	}
+}
+
+func TestControlPlane(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), controlPlaneTimeout)
+	defer cancel()
+	m, l := newLab(t, ctx, "e2ecp", 3, 0)
+	c := &cpCluster{m: m, lab: l, stateDir: t.TempDir(), hosts: map[string]remote.Host{}, addrs: map[string]string{}}
+	defer c.close()
+	t.Cleanup(func() {
+		if t.Failed() {
+			c.dump(t)
+		}
+	})
+
+	// The lab's inventory, pointed at the built artifacts; the lab's host keys
+	// are the cluster's known_hosts, so install connects with strict checking.
+	inv, err := os.ReadFile(l.Inventory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(inv), "\n")
+	for i, ln := range lines {
+		if strings.HasPrefix(strings.TrimSpace(ln), "path:") {
+			lines[i] = strings.SplitN(ln, "path:", 2)[0] + "path: " + artifactsDir(t)
+		}
+	}
+	c.inv = filepath.Join(t.TempDir(), "inventory.yaml")
+	if err := os.WriteFile(c.inv, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kh, err := os.ReadFile(l.KnownHosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(c.stateDir, "clusters", l.Name), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(c.stateDir, "clusters", l.Name, "known_hosts"), kh, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.connect(t, ctx)
+
+	t.Run("dry-run on fresh machines lists changes and touches nothing", func(t *testing.T) {
+		r := kw(t, ctx, c.stateDir, "install", "-i", c.inv, "--dry-run")
+		if r.code != 0 {
+			t.Fatalf("dry run exit %d:\n%s", r.code, r.out)
+		}
+		for _, want := range []string{"/etc/systemd/system/etcd.service", "/etc/kubernetes/pki/apiserver.crt", "/usr/local/bin/kube-apiserver", "/etc/keepalived/keepalived.conf"} {
+			if !strings.Contains(r.out, want) {
+				t.Errorf("dry-run output does not list %s", want)
+			}
+		}
+		for name := range c.hosts {
+			out := c.exec(t, ctx, name, "ls /etc/kubernetes /usr/local/bin/kube-apiserver /etc/systemd/system/etcd.service 2>&1; true")
+			if strings.Count(out, "No such file") != 3 {
+				t.Errorf("%s was changed by a dry run:\n%s", name, out)
+			}
+		}
+	})
+
+	t.Run("install", func(t *testing.T) {
+		r := kw(t, ctx, c.stateDir, "install", "-i", c.inv)
+		t.Logf("install took %s", r.duration.Round(time.Millisecond))
+		if r.code != 0 {
+			t.Fatalf("install exit %d:\n%s", r.code, r.out)
+		}
+	})
+	if t.Failed() {
+		return
+	}
+
+	t.Run("API answers through the VIP", func(t *testing.T) {
+		out, err := c.kubectl(t, ctx, "get", "--raw", "/readyz")
+		if err != nil || strings.TrimSpace(out) != "ok" {
+			t.Fatalf("kubectl get --raw /readyz through the VIP: %q %v", out, err)
+		}
+		if holders := c.vipHolders(t, ctx); len(holders) != 1 {
+			t.Fatalf("VIP holders %v, want exactly one", holders)
+		}
+	})
+
+	t.Run("etcd has three healthy members", func(t *testing.T) {
+		out, err := c.etcdHealth(ctx, l.Machines[0].Name)
+		if err != nil || strings.Count(out, "is healthy") != 3 {
+			t.Fatalf("etcdctl endpoint health --cluster:\n%s %v", out, err)
+		}
+	})
+
+	t.Run("Secrets are encrypted at rest", func(t *testing.T) {
+		if out, err := c.kubectl(t, ctx, "create", "secret", "generic", "e2e-secret", "--from-literal=password=hunter2"); err != nil {
+			t.Fatalf("create secret: %s %v", out, err)
+		}
+		raw := c.exec(t, ctx, l.Machines[1].Name, "etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "+
+			"--cert=/etc/kubernetes/pki/apiserver-etcd-client.crt --key=/etc/kubernetes/pki/apiserver-etcd-client.key get --print-value-only /registry/secrets/default/e2e-secret")
+		if !strings.HasPrefix(raw, "k8s:enc:aescbc:v1:") || strings.Contains(raw, "hunter2") {
+			t.Fatalf("secret in etcd is not encrypted: %q", raw[:min(len(raw), 80)])
+		}
+	})
+
+	t.Run("certificates carry the expected SANs", func(t *testing.T) {
+		for _, ms := range l.Machines {
+			data := c.exec(t, ctx, ms.Name, "cat /etc/kubernetes/pki/apiserver.crt")
+			block, _ := pem.Decode([]byte(data))
+			if block == nil {
+				t.Fatalf("%s: apiserver.crt is not PEM", ms.Name)
+			}
+			cert, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sans []string
+			sans = append(sans, cert.DNSNames...)
+			for _, ip := range cert.IPAddresses {
+				sans = append(sans, ip.String())
+			}
+			want := []string{l.VIP, "10.96.0.1", "127.0.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
+			for _, m := range l.Machines {
+				want = append(want, m.Address, m.Name)
+			}
+			for _, w := range want {
+				found := false
+				for _, s := range sans {
+					found = found || s == w
+				}
+				if !found {
+					t.Errorf("%s: apiserver.crt lacks SAN %s (has %v)", ms.Name, w, sans)
+				}
+			}
+			if days := time.Until(cert.NotAfter).Hours() / 24; days < 360 || days > 366 {
+				t.Errorf("%s: apiserver.crt valid for %.0f days, want about a year", ms.Name, days)
+			}
+		}
+	})
+
+	t.Run("re-running install changes nothing", func(t *testing.T) {
+		r := kw(t, ctx, c.stateDir, "install", "-i", c.inv, "-o", "json")
+		if r.code != 0 {
+			t.Fatalf("re-run exit %d:\n%s", r.code, r.out)
+		}
+		t.Logf("re-run took %s (target 15s)", r.duration.Round(time.Millisecond))
+		if r.duration > 60*time.Second {
+			t.Errorf("re-run took %s; it should only inspect hosts", r.duration)
+		}
+		for _, line := range strings.Split(r.out, "\n") {
+			var ev struct {
+				Type    string          `json:"type"`
+				Host    string          `json:"host"`
+				Step    string          `json:"step"`
+				Changes json.RawMessage `json:"changes"`
+			}
+			if json.Unmarshal([]byte(line), &ev) != nil {
+				continue
+			}
+			if ev.Type == "step_apply" {
+				t.Errorf("re-run applied %s on %s: %s", ev.Step, ev.Host, ev.Changes)
+			}
+		}
+	})
+
+	t.Run("a master whose apiserver dies gives the VIP up", func(t *testing.T) {
+		holder := c.waitVIPHolder(t, ctx, "", 10*time.Second)
+		c.exec(t, ctx, holder, "systemctl stop kube-apiserver")
+		defer c.exec(t, ctx, holder, "systemctl start kube-apiserver")
+		start := time.Now()
+		next := c.waitVIPHolder(t, ctx, holder, 30*time.Second)
+		t.Logf("VIP moved from %s to %s %s after its apiserver stopped", holder, next, time.Since(start).Round(100*time.Millisecond))
+		out, err := c.kubectl(t, ctx, "get", "--raw", "/readyz")
+		if err != nil || strings.TrimSpace(out) != "ok" {
+			t.Fatalf("API through the VIP after the move: %q %v", out, err)
+		}
+	})
+
+	t.Run("powering off the VIP holder keeps the API and every acknowledged write", func(t *testing.T) {
+		// Let the apiserver restarted above become ready again first.
+		if err := kube.WaitReadyz(ctx, "https://"+c.addrs[c.lab.Machines[0].Name]+":6443", time.Second); err != nil {
+			t.Logf("note: %v", err)
+		}
+		cfg, err := os.ReadFile(c.adminConfig(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		kc, err := kube.NewClient(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kc.Config.Timeout = 2 * time.Second
+		client, err := kube.NewClientFromConfig(kc.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cms := client.Clientset.CoreV1().ConfigMaps("default")
+
+		var mu sync.Mutex
+		var acked []string
+		var ackTimes, failTimes []time.Time
+		var lastErr error
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(200 * time.Millisecond):
+				}
+				name := fmt.Sprintf("failover-%04d", i)
+				wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				_, err := cms.Create(wctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string]string{"i": fmt.Sprint(i)}}, metav1.CreateOptions{})
+				cancel()
+				mu.Lock()
+				if err == nil {
+					acked = append(acked, name)
+					ackTimes = append(ackTimes, time.Now())
+				} else {
+					failTimes = append(failTimes, time.Now())
+					lastErr = err
+				}
+				mu.Unlock()
+			}
+		}()
+
+		time.Sleep(3 * time.Second)
+		holder := c.waitVIPHolder(t, ctx, "", 10*time.Second)
+		var pid int
+		st, err := c.m.Status(ctx, c.lab.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ms := range st.Machines {
+			if ms.Name == holder {
+				pid = ms.PID
+			}
+		}
+		if pid == 0 {
+			t.Fatalf("no PID for machine %s", holder)
+		}
+		// SIGKILL of the machine's init (nspawn's child, PID 1 of the
+		// machine's PID namespace) kills every process in the machine at once:
+		// the nearest thing to pulling the power cord. Killing nspawn itself
+		// would not do: the machine lives on, reparented.
+		children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		if err != nil || len(strings.Fields(string(children))) != 1 {
+			t.Fatalf("find the init of %s under nspawn %d: %q %v", holder, pid, children, err)
+		}
+		var initPID int
+		fmt.Sscan(strings.Fields(string(children))[0], &initPID)
+		off := time.Now()
+		if err := syscall.Kill(initPID, syscall.SIGKILL); err != nil {
+			t.Fatalf("power off %s: %v", holder, err)
+		}
+		next := c.waitVIPHolder(t, ctx, holder, 30*time.Second)
+		t.Logf("VIP moved from powered-off %s to %s after %s", holder, next, time.Since(off).Round(100*time.Millisecond))
+		time.Sleep(8 * time.Second)
+		close(stop)
+		<-done
+
+		mu.Lock()
+		defer mu.Unlock()
+		var gap time.Duration
+		var before time.Time
+		for _, at := range ackTimes {
+			if at.After(off) {
+				gap = at.Sub(before)
+				break
+			}
+			before = at
+		}
+		if gap == 0 {
+			t.Fatalf("no write was acknowledged after %s was powered off", holder)
+		}
+		t.Logf("API write gap across the failover: %s (target 5s); %d writes acknowledged, %d failed (last error: %v)", gap.Round(10*time.Millisecond), len(acked), len(failTimes), lastErr)
+		for _, f := range failTimes {
+			t.Logf("  write failed at off%+.1fs", f.Sub(off).Seconds())
+		}
+		if gap > 30*time.Second {
+			t.Errorf("writes stopped for %s", gap)
+		}
+		list, err := cms.List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		have := map[string]bool{}
+		for _, cm := range list.Items {
+			have[cm.Name] = true
+		}
+		for _, n := range acked {
+			if !have[n] {
+				t.Errorf("acknowledged write %s was lost", n)
+			}
+		}
+
+		// Power the machine back on: etcd returns to three healthy members.
+		if _, err := c.m.Up(ctx, lab.UpOptions{Name: c.lab.Name, Masters: 3}); err != nil {
+			t.Fatalf("restart %s: %v", holder, err)
+		}
+		c.connect(t, ctx)
+		deadline := time.Now().Add(2 * time.Minute)
+		var out string
+		for time.Now().Before(deadline) {
+			out, err = c.etcdHealth(ctx, holder)
+			if err == nil && strings.Count(out, "is healthy") == 3 {
+				return
+			}
+			time.Sleep(2 * time.Second)
+		}
+		t.Fatalf("etcd after %s came back:\n%s %v", holder, out, err)
+	})
+}
