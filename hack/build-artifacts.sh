@@ -303,6 +303,11 @@ if [ "${KUBEWRIGHT_BUILD_CRICTL:-1}" = 1 ]; then
 fi
 images_dir="$(images_component)"
 assemble "$OUT" "$kube_dir" "$KUBERNETES_VERSION" "$etcd_dir" "$crictl_dir" "$images_dir"
+# A second copy (hard links) at a stable path: `kubewright lab up` points the
+# inventories it writes here, wherever the repository was cloned.
+if [ "$OUT" != "$CACHE/latest" ]; then
+	assemble "$CACHE/latest" "$kube_dir" "$KUBERNETES_VERSION" "$etcd_dir" "$crictl_dir" "$images_dir"
+fi
 
 if [ "${KUBEWRIGHT_BUILD_UPGRADE:-0}" = 1 ]; then
 	old_dir="$(kubernetes_component "$KUBERNETES_UPGRADE_FROM")"

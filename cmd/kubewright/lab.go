@@ -40,6 +40,7 @@ func newLabManager(cmd *cobra.Command, g *globalOptions, bootTimeout time.Durati
 		Out:              cmd.OutOrStdout(),
 		BootTimeout:      bootTimeout,
 		InstallHostTools: true,
+		ArtifactsDir:     os.Getenv("KUBEWRIGHT_ARTIFACTS_DIR"),
 	}), nil
 }
 
@@ -61,7 +62,13 @@ func newLabUpCmd(g *globalOptions) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "up",
 		Short: "Create (or restart) a lab and write its inventory",
-		Args:  cobra.NoArgs,
+		Long: `up boots the lab's machines (building the Debian image once, cached under
+$KUBEWRIGHT_CACHE) and writes an inventory for them. The inventory's
+artifacts path is $KUBEWRIGHT_ARTIFACTS_DIR, or else
+$KUBEWRIGHT_CACHE/artifacts/latest, which make artifacts keeps current. The
+machines' host keys go to the lab's known_hosts and to the cluster's
+(<state-dir>/clusters/NAME/known_hosts), so install checks them strictly.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := lab.ValidateUp(o); err != nil {
 				return badInput(err)

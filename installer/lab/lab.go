@@ -40,6 +40,10 @@ type Config struct {
 	BootTimeout time.Duration
 	// StopTimeout is how long Down waits after SIGTERM before SIGKILL.
 	StopTimeout time.Duration
+	// ArtifactsDir is what the generated inventory's spec.artifacts.path
+	// points at; default CacheDir/artifacts/latest, which
+	// hack/build-artifacts.sh keeps up to date.
+	ArtifactsDir string
 	// InstallHostTools lets Up run apt-get for missing host packages; when
 	// false it fails with the exact command instead.
 	InstallHostTools bool
@@ -173,6 +177,14 @@ func cgroupGroup(lab string) string         { return "kubewright-lab-" + lab }
 type Manager struct{ cfg Config }
 
 // New returns a Manager; zero Config fields get their defaults.
+// artifactsDir is the artifacts directory lab inventories point at.
+func (c Config) artifactsDir() string {
+	if c.ArtifactsDir != "" {
+		return c.ArtifactsDir
+	}
+	return filepath.Join(c.CacheDir, "artifacts", "latest")
+}
+
 func New(cfg Config) *Manager { return &Manager{cfg: cfg.withDefaults()} }
 
 // Dir is where the lab's state, keys and inventory live.

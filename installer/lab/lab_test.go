@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kubewright/kubewright/installer/inventory"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -277,5 +279,21 @@ func TestInventoryAndKnownHosts(t *testing.T) {
 	}
 	if _, err := knownHostsLines([]knownHost{{Name: "x", PublicKey: []byte("garbage")}}); err == nil {
 		t.Error("a bad host key was accepted")
+	}
+}
+
+// TestInventoryLoads proves the generated inventory is one install accepts:
+// the inventory package parses, defaults and validates it without error.
+func TestInventoryLoads(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "inventory.yaml.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := inventory.Parse("inventory.yaml", b)
+	if err != nil {
+		t.Fatalf("generated inventory does not load: %v", err)
+	}
+	if len(c.Spec.Hosts) != 2 || c.Spec.ControlPlaneEndpoint.VIP != "10.150.7.100" || c.Spec.HostDefaults.User != "root" {
+		t.Errorf("loaded inventory lost fields: %+v", c.Spec)
 	}
 }

@@ -144,35 +144,6 @@ func prepareRoot(root, mdir string, id identity) error {
 	return os.MkdirAll(filepath.Join(mdir, "containerd"), 0o711)
 }
 
-// nspawnArgs are systemd-nspawn's arguments for a machine (LAB.md, "kubelet +
-// containerd inside a machine"): all capabilities, /dev/kmsg for kubelet, the
-// keyring and bpf syscalls for runc, and the per-machine v1 cgroups bound
-// read-write over a tmpfs /sys/fs/cgroup. containerd's state is bound from the
-// host filesystem because its overlay snapshotter cannot use an overlay root.
-func nspawnArgs(root, machine, nsPath, containerdDir string, cgs []cgroupDir) []string {
-	args := []string{
-		"--directory=" + root,
-		"--boot",
-		"--register=no",
-		"--keep-unit",
-		"--machine=" + machine,
-		"--hostname=" + machine,
-		"--network-namespace-path=" + nsPath,
-		"--console=read-only",
-		"--capability=all",
-		"--system-call-filter=add_key keyctl bpf",
-		"--bind=/dev/kmsg",
-		"--tmpfs=/sys/fs/cgroup:mode=755",
-		"--bind=" + containerdDir + ":/var/lib/containerd",
-	}
-	for _, c := range cgs {
-		if c.Bind != "" {
-			args = append(args, "--bind="+c.Dir+":"+c.Bind)
-		}
-	}
-	return args
-}
-
 // launchScript moves the launcher into each cgroup.procs given before "--",
 // then becomes the command after it. nspawn then creates its payload and
 // supervisor cgroups below the machine's own.

@@ -67,6 +67,9 @@ func (m *Manager) Up(ctx context.Context, o UpOptions) (*Lab, error) {
 	if mode == cgroupUnified {
 		return nil, errUnifiedCgroups
 	}
+	if err := m.raiseHostSysctls(); err != nil {
+		return nil, err
+	}
 	dir := m.cfg.labDir(o.Name)
 	st, err := loadState(dir)
 	if err != nil {
@@ -272,9 +275,21 @@ func (m *Manager) writeClientFiles(st *state, dir string) (*Lab, error) {
 	if err := writeFileAtomic(lab.KnownHosts, kh, 0o644); err != nil {
 		return nil, fmt.Errorf("write known_hosts: %w", err)
 	}
+	// install checks host keys against the cluster's own known_hosts
+	// (<state>/clusters/<name>/known_hosts; the inventory's metadata.name is
+	// the lab's name). The lab knows its machines' keys, so it writes them
+	// there too and install connects with strict checking from the first run.
+	// A lab made again under the same name has new keys: replace the file.
+	clusterKH := filepath.Join(m.cfg.StateDir, "clusters", st.Name, "known_hosts")
+	if err := os.MkdirAll(filepath.Dir(clusterKH), 0o700); err != nil {
+		return nil, fmt.Errorf("create cluster state dir: %w", err)
+	}
+	if err := writeFileAtomic(clusterKH, kh, 0o600); err != nil {
+		return nil, fmt.Errorf("write cluster known_hosts: %w", err)
+	}
 	inv, err := renderInventory(inventoryParams{
 		Lab: st.Name, KeyFile: lab.KeyFile, KnownHosts: lab.KnownHosts,
-		ArtifactsDir: filepath.Join(m.cfg.CacheDir, "artifacts"), VIP: st.VIP, Machines: st.Machines,
+		ArtifactsDir: m.cfg.artifactsDir(), VIP: st.VIP, Machines: st.Machines,
 	})
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -179,6 +180,11 @@ func deleteLink(name string) error {
 		return fmt.Errorf("look up link %s: %w", name, err)
 	}
 	if err := netlink.LinkDel(l); err != nil {
+		// A veth vanishes on its own when its peer's namespace goes away
+		// (a stopped machine): gone between lookup and delete is success.
+		if errors.Is(err, syscall.ENODEV) {
+			return nil
+		}
 		return fmt.Errorf("delete link %s: %w", name, err)
 	}
 	return nil

@@ -50,15 +50,13 @@ func kwBin(t *testing.T) string {
 	return p
 }
 
-// artifactsDir is what `make artifacts` produced.
+// artifactsDir is what `make artifacts` produced, at the stable path lab
+// inventories point at.
 func artifactsDir(t *testing.T) string {
 	t.Helper()
 	d := os.Getenv("KUBEWRIGHT_ARTIFACTS_DIR")
 	if d == "" {
-		var err error
-		if d, err = filepath.Abs("../../_output/artifacts"); err != nil {
-			t.Fatal(err)
-		}
+		d = filepath.Join(lab.DefaultCacheDir(), "artifacts", "latest")
 	}
 	if _, err := os.Stat(filepath.Join(d, "manifest.yaml")); err != nil {
 		t.Fatalf("no artifacts at %s (run make artifacts): %v", d, err)
@@ -202,7 +200,9 @@ func TestControlPlane(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), controlPlaneTimeout)
 	defer cancel()
 	m, l := newLab(t, ctx, "e2ecp", 3, 0)
-	c := &cpCluster{m: m, lab: l, stateDir: t.TempDir(), hosts: map[string]remote.Host{}, addrs: map[string]string{}}
+	// The lab's state dir is kubewright's state dir for this test.
+	stateDir := filepath.Dir(filepath.Dir(m.Dir(l.Name)))
+	c := &cpCluster{m: m, lab: l, stateDir: stateDir, hosts: map[string]remote.Host{}, addrs: map[string]string{}}
 	defer c.close()
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -210,31 +210,15 @@ func TestControlPlane(t *testing.T) {
 		}
 	})
 
-	// The lab's inventory, pointed at the built artifacts; the lab's host keys
-	// are the cluster's known_hosts, so install connects with strict checking.
+	// The inventory and the cluster's known_hosts are exactly what `lab up`
+	// wrote: the path an operator follows (lab up, then install -i).
+	c.inv = l.Inventory
 	inv, err := os.ReadFile(l.Inventory)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(string(inv), "\n")
-	for i, ln := range lines {
-		if strings.HasPrefix(strings.TrimSpace(ln), "path:") {
-			lines[i] = strings.SplitN(ln, "path:", 2)[0] + "path: " + artifactsDir(t)
-		}
-	}
-	c.inv = filepath.Join(t.TempDir(), "inventory.yaml")
-	if err := os.WriteFile(c.inv, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	kh, err := os.ReadFile(l.KnownHosts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(c.stateDir, "clusters", l.Name), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(c.stateDir, "clusters", l.Name, "known_hosts"), kh, 0o600); err != nil {
-		t.Fatal(err)
+	if !strings.Contains(string(inv), "path: "+artifactsDir(t)) {
+		t.Fatalf("the lab inventory does not point at the built artifacts %s:\n%s", artifactsDir(t), inv)
 	}
 	c.connect(t, ctx)
 
@@ -254,6 +238,54 @@ func TestControlPlane(t *testing.T) {
 				t.Errorf("%s was changed by a dry run:\n%s", name, out)
 			}
 		}
+	})
+
+	untouched := func(t *testing.T) {
+		t.Helper()
+		for name := range c.hosts {
+			out := c.exec(t, ctx, name, "ls /etc/kubernetes /usr/local/bin/kube-apiserver 2>&1; true")
+			if strings.Count(out, "No such file") != 2 {
+				t.Errorf("%s was changed although preflight refused:\n%s", name, out)
+			}
+		}
+	}
+	t.Run("bad input is refused in preflight before anything changes", func(t *testing.T) {
+		inv, err := os.ReadFile(c.inv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		badIface := filepath.Join(t.TempDir(), "bad-interface.yaml")
+		if err := os.WriteFile(badIface, []byte(strings.Replace(string(inv), "interface: eth0", "interface: eth9", 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := kw(t, ctx, c.stateDir, "install", "-i", badIface)
+		if r.code != 1 || !strings.Contains(r.out, "interface eth9 not found") || !strings.Contains(r.out, l.Machines[0].Name) {
+			t.Errorf("missing VIP interface: exit %d\n%s", r.code, r.out)
+		}
+		untouched(t)
+
+		// Someone else answers at the VIP: the host itself, on the lab bridge.
+		if out, err := exec.Command("ip", "addr", "add", l.VIP+"/32", "dev", l.Bridge).CombinedOutput(); err != nil {
+			t.Fatalf("put the VIP on %s: %s %v", l.Bridge, out, err)
+		}
+		r = kw(t, ctx, c.stateDir, "install", "-i", c.inv)
+		if out, err := exec.Command("ip", "addr", "del", l.VIP+"/32", "dev", l.Bridge).CombinedOutput(); err != nil {
+			t.Fatalf("remove the VIP from %s: %s %v", l.Bridge, out, err)
+		}
+		if r.code != 1 || !strings.Contains(r.out, "the VIP must be an unused address") {
+			t.Errorf("VIP in use: exit %d\n%s", r.code, r.out)
+		}
+		untouched(t)
+
+		// Two masters with the same hostname.
+		m1, m2 := l.Machines[0].Name, l.Machines[1].Name
+		c.exec(t, ctx, m2, "hostname "+m1)
+		r = kw(t, ctx, c.stateDir, "install", "-i", c.inv)
+		c.exec(t, ctx, m2, "hostname "+m2)
+		if r.code != 1 || !strings.Contains(r.out, "hostname") || !strings.Contains(r.out, m2) {
+			t.Errorf("duplicate hostname: exit %d\n%s", r.code, r.out)
+		}
+		untouched(t)
 	})
 
 	t.Run("install", func(t *testing.T) {
