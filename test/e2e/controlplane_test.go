@@ -276,6 +276,11 @@ func TestControlPlane(t *testing.T) {
 			t.Errorf("VIP in use: exit %d\n%s", r.code, r.out)
 		}
 		untouched(t)
+		// The machines remember who answered at the VIP (a REACHABLE ARP
+		// entry, which preflight rightly counts as in use): forget it.
+		for name := range c.hosts {
+			c.exec(t, ctx, name, "ip neigh flush to "+l.VIP)
+		}
 
 		// Two masters with the same hostname.
 		m1, m2 := l.Machines[0].Name, l.Machines[1].Name
