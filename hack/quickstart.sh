@@ -18,9 +18,14 @@ export PATH="$(dirname "$GO"):$PATH"
 make --no-print-directory build GO="$GO"
 make --no-print-directory artifacts GO="$GO"
 bin/kubewright lab up --name "$name" --masters 3 --workers 2
-inv="$(bin/kubewright lab status --name "$name" --inventory-path)"
-if bin/kubewright install --help >/dev/null 2>&1; then
-	bin/kubewright install -i "$inv"
-else
-	echo "quickstart: lab is up; the inventory is $inv" >&2
-fi
+state="${KUBEWRIGHT_STATE_DIR:-$HOME/.kubewright}"
+bin/kubewright install -i "$state/labs/$name/inventory.yaml"
+cat <<EOM
+
+Try it:
+  export KUBECONFIG=$state/clusters/$name/pki/admin.conf
+  _output/artifacts/bin/kubectl get --raw /readyz
+  bin/kubewright lab status --name $name
+When done:
+  bin/kubewright lab down --name $name
+EOM
