@@ -180,6 +180,16 @@ func TestLabFiveMachines(t *testing.T) {
 			}
 		}
 	})
+	t.Run("kubewright-check-passes", func(t *testing.T) {
+		// The preflight of every later install, on the lab's own inventory
+		// and the cluster known_hosts lab up wrote: strict host keys, no
+		// --accept-new-host-keys.
+		stateDir := filepath.Dir(filepath.Dir(m.Dir(l.Name)))
+		r := kw(t, ctx, stateDir, "check", "-i", l.Inventory)
+		if r.code != 0 || !strings.Contains(r.out, "0 fail") || !strings.Contains(r.out, "5 hosts") {
+			t.Fatalf("kubewright check: exit %d\n%s", r.code, r.out)
+		}
+	})
 	t.Run("kubelet-runs-pod", func(t *testing.T) { kubeletPod(t, ctx, m, l) })
 }
 
