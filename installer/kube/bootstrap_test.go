@@ -125,7 +125,7 @@ func TestWaitReadyzReportsLastFailure(t *testing.T) {
 		http.Error(w, "[-]etcd failed", http.StatusInternalServerError)
 	}))
 	defer bad.Close()
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel2()
 	err := WaitReadyz(ctx2, bad.URL, 10*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "status 500") || !strings.Contains(err.Error(), "etcd failed") {

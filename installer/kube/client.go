@@ -61,9 +61,14 @@ func WaitReadyz(ctx context.Context, server string, interval time.Duration) erro
 	defer hc.CloseIdleConnections()
 	var last error
 	for {
-		last = probe(ctx, hc, server+"/readyz")
-		if last == nil {
+		err := probe(ctx, hc, server+"/readyz")
+		if err == nil {
 			return nil
+		}
+		// A probe cut short by the deadline says nothing about the server:
+		// keep the answer before it, which is what the operator needs.
+		if last == nil || ctx.Err() == nil {
+			last = err
 		}
 		select {
 		case <-ctx.Done():

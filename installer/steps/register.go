@@ -20,5 +20,11 @@ func Register(r *engine.Registry) {
 	r.MustRegister("haproxy", engine.Static(HAProxy{}))
 	r.MustRegister("keepalived", engine.Static(Keepalived{}))
 	r.MustRegister("cluster-bootstrap", engine.Static(ClusterBootstrap{}))
+	r.MustRegister("node-binaries", engine.Static(NodeBinaries{}))
+	r.MustRegister("containerd", newContainerd)
+	r.MustRegister("images", engine.Static(Images{}))
+	r.MustRegister("kubelet", engine.Static(Kubelet{}))
+	r.MustRegister("kube-proxy", engine.Static(KubeProxy{}))
+	r.MustRegister("node-labels", engine.Static(NodeLabels{}))
 	r.MustRegister("file", newFile)
 }

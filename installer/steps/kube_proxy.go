@@ -1,0 +1,191 @@
+package steps
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/kubewright/kubewright/installer/engine"
+	"github.com/kubewright/kubewright/installer/kube"
+	"github.com/kubewright/kubewright/installer/pki"
+	"github.com/kubewright/kubewright/installer/render"
+	"github.com/kubewright/kubewright/installer/steps/stepkit"
+)
+
+// KubeProxy is the `kube-proxy` step: kube-proxy as a systemd unit (not a
+// DaemonSet: no image, no dependency on the CNI, managed like the kubelet)
+// in the inventory's mode (iptables or ipvs), with its own client certificate
+// (CN system:kube-proxy, issued from the cluster CA on the operator's
+// machine) bound to the built-in system:node-proxier role.
+type KubeProxy struct {
+	// Client is the API client (nil: super-admin from the state directory).
+	Client clientFunc
+}
+
+func (KubeProxy) Name() string { return "kube-proxy" }
+
+const unitKubeProxy = "kube-proxy.service"
+
+// kubeProxyRBACObject is the change object for the role binding.
+const kubeProxyRBACObject = "ClusterRoleBinding/kubewright:node-proxier"
+
+// kube-proxy's credential lives in the state directory beside the PKI and is
+// shared by every node, as kubeadm's kube-proxy ServiceAccount is.
+const (
+	kubeProxyCertFile = "kube-proxy/client.crt"
+	kubeProxyKeyFile  = "kube-proxy/client.key"
+	kubeProxyValidity = 365 * 24 * time.Hour
+	kubeProxyRenew    = 30 * 24 * time.Hour
+)
+
+// kubeProxyCertMu serialises creating the shared certificate when the engine
+// plans several hosts at once; it guards a file, not an option.
+var kubeProxyCertMu sync.Mutex
+
+// ensureKubeProxyCert returns kube-proxy's certificate and key (PEM), issuing
+// them when missing, not signed by the current CA or within 30 days of expiry.
+func ensureKubeProxyCert(stateDir string, now time.Time) (certPEM, keyPEM []byte, err error) {
+	kubeProxyCertMu.Lock()
+	defer kubeProxyCertMu.Unlock()
+	store := pki.NewStore(PKIDir(stateDir), nil)
+	ca, caKey, err := store.CA(pki.CACluster)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kube-proxy certificate: %w", err)
+	}
+	certPath := filepath.Join(PKIDir(stateDir), kubeProxyCertFile)
+	keyPath := filepath.Join(PKIDir(stateDir), kubeProxyKeyFile)
+	certPEM, cerr := os.ReadFile(certPath)
+	keyPEM, kerr := os.ReadFile(keyPath)
+	if cerr == nil && kerr == nil && kubeProxyCertValid(certPEM, ca, now) {
+		return certPEM, keyPEM, nil
+	}
+	if cerr != nil && !errors.Is(cerr, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("read %s: %w", certPath, cerr)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kube-proxy key: %w", err)
+	}
+	certPEM, err = pki.IssueCert(ca, caKey, pki.CertRequest{CommonName: kube.KubeProxyUser, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, key.Public(), now, kubeProxyValidity)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kube-proxy certificate: %w", err)
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kube-proxy key: %w", err)
+	}
+	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+	if err := os.MkdirAll(filepath.Dir(certPath), 0o700); err != nil {
+		return nil, nil, fmt.Errorf("kube-proxy certificate dir: %w", err)
+	}
+	for _, f := range []struct {
+		p    string
+		data []byte
+		mode fs.FileMode
+	}{{keyPath, keyPEM, 0o600}, {certPath, certPEM, 0o644}} {
+		tmp := f.p + ".tmp"
+		if err := os.WriteFile(tmp, f.data, f.mode); err != nil {
+			return nil, nil, fmt.Errorf("write %s: %w", f.p, err)
+		}
+		if err := os.Rename(tmp, f.p); err != nil {
+			return nil, nil, fmt.Errorf("write %s: %w", f.p, err)
+		}
+	}
+	return certPEM, keyPEM, nil
+}
+
+func kubeProxyCertValid(certPEM []byte, ca *x509.Certificate, now time.Time) bool {
+	b, _ := pem.Decode(certPEM)
+	if b == nil {
+		return false
+	}
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return false
+	}
+	return c.CheckSignatureFrom(ca) == nil && c.Subject.CommonName == kube.KubeProxyUser && now.Add(kubeProxyRenew).Before(c.NotAfter)
+}
+
+func (s KubeProxy) group(t *engine.Target) (serviceGroup, error) {
+	c := t.Cluster
+	conf, err := render.KubeProxyConfigFile(render.KubeProxyParams{NodeName: t.Inv.Name, Mode: c.Spec.Kubernetes.ProxyMode, ClusterCIDR: c.Spec.Network.PodCIDR})
+	if err != nil {
+		return serviceGroup{}, err
+	}
+	certPEM, keyPEM, err := ensureKubeProxyCert(t.StateDir, time.Now())
+	if err != nil {
+		return serviceGroup{}, err
+	}
+	ca, err := clusterCAPEM(t)
+	if err != nil {
+		return serviceGroup{}, err
+	}
+	name := c.Spec.Kubernetes.ClusterName
+	if name == "" {
+		name = c.Metadata.Name
+	}
+	kc, err := pki.RenderKubeconfig(pki.KubeconfigData{ClusterName: name, Server: "https://" + c.Endpoint(), CAPEM: ca, User: kube.KubeProxyUser, ClientCertPEM: certPEM, ClientKeyPEM: keyPEM})
+	if err != nil {
+		return serviceGroup{}, err
+	}
+	return serviceGroup{
+		files: []stepkit.File{
+			{Path: render.KubeProxyKubeconfig, Content: kc, Mode: 0o600, Owner: "root:root"},
+			{Path: render.KubeProxyConfigPath, Content: []byte(conf), Mode: 0o644, Owner: "root:root"},
+		},
+		services:      []service{{unit: unitKubeProxy, content: []byte(render.KubeProxyUnit()), dependsOn: func(string) bool { return true }}},
+		activeTimeout: time.Minute,
+	}, nil
+}
+
+func (s KubeProxy) Plan(ctx context.Context, t *engine.Target) ([]engine.Change, error) {
+	g, err := s.group(t)
+	if err != nil {
+		return nil, err
+	}
+	changes, err := g.plan(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := s.Client.get(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	need, err := kube.EnsureKubeProxyRBAC(pctx, cs, true)
+	if err != nil {
+		return append(changes, engine.Change{Action: "apply", Object: kubeProxyRBACObject, Detail: "API not answering yet: " + err.Error()}), nil
+	}
+	if need {
+		changes = append(changes, engine.Change{Action: "apply", Object: kubeProxyRBACObject})
+	}
+	return changes, nil
+}
+
+func (s KubeProxy) Apply(ctx context.Context, t *engine.Target, plan []engine.Change) error {
+	g, err := s.group(t)
+	if err != nil {
+		return err
+	}
+	if stepkit.HasObject(plan, kubeProxyRBACObject) {
+		cs, err := s.Client.get(ctx, t)
+		if err != nil {
+			return err
+		}
+		if _, err := kube.EnsureKubeProxyRBAC(ctx, cs, false); err != nil {
+			return err
+		}
+	}
+	return g.apply(ctx, t, plan)
+}

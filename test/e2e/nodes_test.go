@@ -1,0 +1,382 @@
+//go:build e2e
+
+// End-to-end test of issue 5 (every host becomes a node) on 3 masters and 2
+// workers: containerd configured and images imported offline, kubelets joined
+// by TLS bootstrap with one-time tokens, serving certificates only through
+// approved CSRs, kube-proxy running, roles/labels/taints from the inventory,
+// NotReady only for the missing CNI, a re-run that changes nothing, and a
+// foreign containerd config refused.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	certsv1 "k8s.io/api/certificates/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubewright/kubewright/installer/kube"
+	"github.com/kubewright/kubewright/installer/remote"
+)
+
+const nodesTimeout = 25 * time.Minute
+
+func nodesRepoPath(t *testing.T, rel, env string) string {
+	t.Helper()
+	if p := os.Getenv(env); p != "" {
+		return p
+	}
+	p, err := filepath.Abs(filepath.Join("../..", rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s not found (run make build and make artifacts, or set %s): %v", p, env, err)
+	}
+	return p
+}
+
+// nodesKW runs kubewright with the test's state dir; it returns the combined
+// output and exit code.
+func nodesKW(t *testing.T, ctx context.Context, stateDir string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, nodesRepoPath(t, "bin/kubewright", "KUBEWRIGHT_BIN"), append([]string{"--state-dir", stateDir}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return out.String(), ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run kubewright %v: %v", args, err)
+	}
+	return out.String(), 0
+}
+
+func TestNodesJoin(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), nodesTimeout)
+	defer cancel()
+	m, l := newLab(t, ctx, "e2enodes", 3, 2)
+	stateDir := filepath.Dir(filepath.Dir(m.Dir(l.Name)))
+	arts := nodesRepoPath(t, "_output/artifacts", "KUBEWRIGHT_ARTIFACTS_DIR")
+
+	var masters, workers []string
+	addr := map[string]string{}
+	hosts := map[string]*remote.SSHHost{}
+	for _, ms := range l.Machines {
+		addr[ms.Name] = ms.Address
+		if ms.Role == "master" || strings.Contains(ms.Name, "master") {
+			masters = append(masters, ms.Name)
+		} else {
+			workers = append(workers, ms.Name)
+		}
+	}
+	if len(masters) != 3 || len(workers) != 2 {
+		t.Fatalf("lab machines: masters %v workers %v", masters, workers)
+	}
+
+	// The lab's inventory, pointed at the built artifacts, with a label on
+	// one worker and a taint on the other.
+	invBytes, err := os.ReadFile(l.Inventory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := regexp.MustCompile(`(?m)^(\s+)path: .*$`).ReplaceAllString(string(invBytes), "${1}path: "+arts)
+	inv = strings.Replace(inv, "address: "+addr[workers[0]]+"\n", "address: "+addr[workers[0]]+"\n      labels: {kubewright.io/e2e: nodes}\n", 1)
+	inv = strings.Replace(inv, "address: "+addr[workers[1]]+"\n", "address: "+addr[workers[1]]+"\n      taints: [{key: kubewright.io/e2e, value: nodes, effect: PreferNoSchedule}]\n", 1)
+	invPath := filepath.Join(t.TempDir(), "inventory.yaml")
+	if err := os.WriteFile(invPath, []byte(inv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The first install leaves the last worker out; it is added later.
+	w2 := workers[1]
+	w2Host := regexp.MustCompile(`(?m)^\s+- name: ` + regexp.QuoteMeta(w2) + `\n(\s{6}\S.*\n)+`)
+	w2Group := regexp.MustCompile(`(?m)^\s+- ` + regexp.QuoteMeta(w2) + `\n`)
+	smaller := w2Group.ReplaceAllString(w2Host.ReplaceAllString(inv, ""), "")
+	if strings.Contains(smaller, w2) {
+		t.Fatalf("could not remove %s from the inventory:\n%s", w2, smaller)
+	}
+	smallPath := filepath.Join(t.TempDir(), "inventory-4.yaml")
+	if err := os.WriteFile(smallPath, []byte(smaller), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clusterDir := filepath.Join(stateDir, "clusters", l.Name)
+	if err := os.MkdirAll(clusterDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	kh, err := os.ReadFile(l.KnownHosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(clusterDir, "known_hosts"), kh, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, ms := range l.Machines {
+		h, err := dial(ctx, l, ms, l.KnownHosts)
+		if err != nil {
+			t.Fatalf("ssh %s: %v", ms.Name, err)
+		}
+		hosts[ms.Name] = h
+	}
+	// Cleanups run last-in first-out: the dump below runs before this.
+	t.Cleanup(func() {
+		for _, h := range hosts {
+			h.Close()
+		}
+	})
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		dctx, dcancel := context.WithTimeout(context.Background(), time.Minute)
+		defer dcancel()
+		for name, h := range hosts {
+			out, _ := run(dctx, h, "systemctl --no-pager --failed; for u in containerd kubelet kube-proxy; do echo \"== $u\"; journalctl -u $u --no-pager -n 30; done; ls -l /var/lib/kubelet/pki /etc/kubernetes; true")
+			t.Logf("==== %s\n%s", name, out)
+		}
+		kubectl := filepath.Join(arts, "bin", "kubectl")
+		out, err := exec.CommandContext(dctx, kubectl, "--kubeconfig", filepath.Join(clusterDir, "pki", "admin.conf"), "get", "nodes,csr", "-o", "wide").CombinedOutput()
+		t.Logf("==== kubectl get nodes,csr (%v)\n%s", err, out)
+	})
+
+	out, code := nodesKW(t, ctx, stateDir, "install", "-i", smallPath)
+	if code != 0 {
+		t.Fatalf("install of 3 masters and 1 worker: exit %d:\n%s", code, out)
+	}
+	// Adding a worker joins only that host: every other host plans no change.
+	out, code = nodesKW(t, ctx, stateDir, "install", "-i", invPath)
+	if code != 0 {
+		t.Fatalf("install after adding %s: exit %d:\n%s", w2, code, out)
+	}
+	for host, changed := range recapChanges(t, out) {
+		if (host == w2) != (changed > 0) {
+			t.Errorf("after adding %s, %s changed %d things:\n%s", w2, host, changed, out)
+		}
+	}
+	adminConf, err := os.ReadFile(filepath.Join(clusterDir, "pki", "admin.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := kube.NewClient(adminConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := c.Clientset
+
+	t.Run("all nodes registered with roles, labels and taints", func(t *testing.T) {
+		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		byName := map[string]corev1.Node{}
+		for _, n := range nodes.Items {
+			byName[n.Name] = n
+		}
+		if len(byName) != 5 {
+			t.Fatalf("%d nodes registered, want 5: %v", len(byName), byName)
+		}
+		hasTaint := func(n corev1.Node, key, value string, eff corev1.TaintEffect) bool {
+			for _, tt := range n.Spec.Taints {
+				if tt.Key == key && tt.Value == value && tt.Effect == eff {
+					return true
+				}
+			}
+			return false
+		}
+		for _, name := range masters {
+			n, ok := byName[name]
+			if !ok {
+				t.Fatalf("master %s not registered", name)
+			}
+			if _, ok := n.Labels["node-role.kubernetes.io/control-plane"]; !ok || !hasTaint(n, "node-role.kubernetes.io/control-plane", "", corev1.TaintEffectNoSchedule) {
+				t.Errorf("master %s: labels %v taints %v", name, n.Labels, n.Spec.Taints)
+			}
+		}
+		for _, name := range workers {
+			n, ok := byName[name]
+			if !ok {
+				t.Fatalf("worker %s not registered", name)
+			}
+			if _, ok := n.Labels["node-role.kubernetes.io/worker"]; !ok || hasTaint(n, "node-role.kubernetes.io/control-plane", "", corev1.TaintEffectNoSchedule) {
+				t.Errorf("worker %s: labels %v taints %v", name, n.Labels, n.Spec.Taints)
+			}
+		}
+		if byName[workers[0]].Labels["kubewright.io/e2e"] != "nodes" {
+			t.Errorf("inventory label missing on %s: %v", workers[0], byName[workers[0]].Labels)
+		}
+		if !hasTaint(byName[workers[1]], "kubewright.io/e2e", "nodes", corev1.TaintEffectPreferNoSchedule) {
+			t.Errorf("inventory taint missing on %s: %v", workers[1], byName[workers[1]].Spec.Taints)
+		}
+		for name, n := range byName {
+			var ip string
+			for _, a := range n.Status.Addresses {
+				if a.Type == corev1.NodeInternalIP {
+					ip = a.Address
+				}
+			}
+			if ip != addr[name] {
+				t.Errorf("node %s InternalIP %q, want the inventory address %s", name, ip, addr[name])
+			}
+		}
+	})
+
+	t.Run("every kubelet serving certificate came from an approved CSR", func(t *testing.T) {
+		csrs, err := cs.CertificatesV1().CertificateSigningRequests().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		issued := map[string][][]byte{} // node -> approved certificates
+		for _, r := range csrs.Items {
+			if r.Spec.SignerName != certsv1.KubeletServingSignerName {
+				continue
+			}
+			ok := false
+			for _, cond := range r.Status.Conditions {
+				ok = ok || cond.Type == certsv1.CertificateApproved
+			}
+			if ok && len(r.Status.Certificate) > 0 {
+				node := strings.TrimPrefix(r.Spec.Username, "system:node:")
+				b, _ := pem.Decode(r.Status.Certificate)
+				issued[node] = append(issued[node], b.Bytes)
+			}
+		}
+		for name, a := range addr {
+			conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", net.JoinHostPort(a, "10250"), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // compared with the CSR below
+			if err != nil {
+				t.Errorf("kubelet %s: %v", name, err)
+				continue
+			}
+			peer := conn.ConnectionState().PeerCertificates[0]
+			conn.Close()
+			found := false
+			for _, der := range issued[name] {
+				found = found || bytes.Equal(der, peer.Raw)
+			}
+			if !found {
+				t.Errorf("kubelet %s serves a certificate (issuer %s) that no approved CSR of its node issued", name, peer.Issuer)
+			}
+		}
+	})
+
+	t.Run("no bootstrap token left", func(t *testing.T) {
+		secrets, err := cs.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{FieldSelector: "type=" + string(corev1.SecretTypeBootstrapToken)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(secrets.Items) != 0 {
+			t.Fatalf("%d bootstrap token(s) left: %s", len(secrets.Items), secrets.Items[0].Name)
+		}
+		for name, h := range hosts {
+			if out, _ := run(ctx, h, "ls /etc/kubernetes/bootstrap-kubelet.conf 2>&1; true"); !strings.Contains(out, "No such file") {
+				t.Errorf("%s still has a bootstrap kubeconfig", name)
+			}
+		}
+	})
+
+	t.Run("NotReady only because there is no CNI yet", func(t *testing.T) {
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			var bad []string
+			nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range nodes.Items {
+				for _, cond := range n.Status.Conditions {
+					switch cond.Type {
+					case corev1.NodeReady:
+						onlyCNI := cond.Status == corev1.ConditionFalse && strings.Contains(cond.Message, "cni plugin not initialized")
+						for _, part := range strings.Split(cond.Message, ", ") {
+							onlyCNI = onlyCNI && strings.Contains(strings.ToLower(part), "network")
+						}
+						if !onlyCNI {
+							bad = append(bad, fmt.Sprintf("%s Ready=%s: %s", n.Name, cond.Status, cond.Message))
+						}
+					case corev1.NodeMemoryPressure, corev1.NodeDiskPressure, corev1.NodePIDPressure:
+						if cond.Status != corev1.ConditionFalse {
+							bad = append(bad, fmt.Sprintf("%s %s=%s: %s", n.Name, cond.Type, cond.Status, cond.Message))
+						}
+					}
+				}
+			}
+			if len(bad) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("nodes not NotReady for the CNI alone:\n%s", strings.Join(bad, "\n"))
+			}
+			time.Sleep(3 * time.Second)
+		}
+	})
+
+	t.Run("runtime, images and kube-proxy on every node", func(t *testing.T) {
+		for name, h := range hosts {
+			out, err := run(ctx, h, "systemctl is-active containerd kubelet kube-proxy; crictl images -q | wc -l; iptables-save -t nat | grep -c '^:KUBE-SERVICES'")
+			if err != nil || strings.Fields(out)[0] != "active" || strings.Count(out, "active") != 3 {
+				t.Errorf("%s: %s %v", name, out, err)
+			}
+		}
+	})
+
+	t.Run("re-running install changes nothing", func(t *testing.T) {
+		out, code := nodesKW(t, ctx, stateDir, "install", "-i", invPath)
+		if code != 0 {
+			t.Fatalf("re-run exit %d:\n%s", code, out)
+		}
+		for host, changed := range recapChanges(t, out) {
+			if changed != 0 {
+				t.Errorf("re-run changed %d things on %s:\n%s", changed, host, out)
+			}
+		}
+	})
+
+	t.Run("a containerd config written by someone else is refused", func(t *testing.T) {
+		w := workers[0]
+		orig, err := run(ctx, hosts[w], "cat /etc/containerd/config.toml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		foreign := "version = 2\n# tuned by the ops team\n"
+		if _, err := hosts[w].Exec(ctx, "cat > /etc/containerd/config.toml", remote.WithStdin(strings.NewReader(foreign))); err != nil {
+			t.Fatal(err)
+		}
+		out, code := nodesKW(t, ctx, stateDir, "install", "-i", invPath)
+		if code == 0 || !strings.Contains(out, "/etc/containerd/config.toml on "+w+" was not written by kubewright") || !strings.Contains(out, "-# tuned by the ops team") {
+			t.Errorf("foreign containerd config: exit %d\n%s", code, out)
+		}
+		now, _ := run(ctx, hosts[w], "cat /etc/containerd/config.toml")
+		if now != foreign {
+			t.Errorf("the refused config was changed:\n%s", now)
+		}
+		if _, err := hosts[w].Exec(ctx, "cat > /etc/containerd/config.toml", remote.WithStdin(strings.NewReader(orig))); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// recapChanges reads install's RECAP: host -> number of steps that changed
+// something. It fails unless all 5 lab hosts are there.
+func recapChanges(t *testing.T, out string) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	for _, m := range regexp.MustCompile(`(?m)^(\S+)\s+: ok=\d+\s+changed=(\d+)`).FindAllStringSubmatch(out, -1) {
+		var n int
+		fmt.Sscan(m[2], &n)
+		got[m[1]] = n
+	}
+	if len(got) != 5 {
+		t.Fatalf("install recap lists %d hosts, want 5:\n%s", len(got), out)
+	}
+	return got
+}
