@@ -21,27 +21,34 @@ import (
 
 func newInstallCmd(g *globalOptions) *cobra.Command {
 	o := &runOptions{}
-	var dryRun bool
+	var dryRun, force bool
 	var playbook string
 	c := &cobra.Command{
 		Use:   "install -i FILE",
-		Short: "Install a highly available Kubernetes control plane on the inventory's hosts",
-		Long: `install takes bare hosts to a running multi-master control plane: etcd with
-TLS, kube-apiserver, controller-manager and scheduler as systemd units,
-haproxy and keepalived holding the control-plane VIP, and the bootstrap
-objects nodes need.
+		Short: "Install a highly available Kubernetes cluster on the inventory's hosts",
+		Long: `install takes bare hosts to a running multi-master cluster: etcd with TLS,
+kube-apiserver, controller-manager and scheduler as systemd units, haproxy and
+keepalived holding the control-plane VIP, then every host (masters and
+workers) joined as a node: containerd with the artifacts' images imported,
+kubelet joined through TLS bootstrap with a short-lived token, kube-proxy.
 
 Before any host is touched it validates the inventory, verifies every
-artifact's checksum, and generates (or reuses) the PKI and cluster secrets in
-the state directory. Re-running install on an installed cluster changes
-nothing; --dry-run prints every host's planned changes and changes no host.`,
+artifact's checksum and that the artifacts hold what nodes need, and
+generates (or reuses) the PKI and cluster secrets in the state directory.
+Re-running install on an installed cluster changes nothing; --dry-run prints
+every host's planned changes and changes no host.
+
+Configuration kubewright did not write (for example a hand-made
+/etc/containerd/config.toml) is never overwritten silently: the run stops and
+names the file; --force replaces it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runInstall(cmd, g, o, playbook, dryRun)
+			return runInstall(cmd, g, o, playbook, dryRun, force)
 		},
 	}
 	o.addFlags(c)
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "only plan: print every host's changes and change no host")
+	c.Flags().BoolVar(&force, "force", false, "replace configuration files kubewright did not write (e.g. /etc/containerd/config.toml) instead of stopping")
 	c.Flags().StringVar(&playbook, "playbook", "install", "playbook to run (embedded name or path); for custom install flows")
 	return c
 }
@@ -74,6 +81,9 @@ func prepareInstall(ctx context.Context, base, invPath string) (*prepared, error
 	if v := src.Manifest().KubernetesVersion; v != cl.Spec.Kubernetes.Version {
 		return nil, badInput(fmt.Errorf("%s: spec.kubernetes.version is %s but the artifacts are Kubernetes %s; fix: set spec.kubernetes.version: %s or point spec.artifacts at %s artifacts",
 			invPath, cl.Spec.Kubernetes.Version, v, v, cl.Spec.Kubernetes.Version))
+	}
+	if err := steps.CheckNodeArtifacts(src.Manifest()); err != nil {
+		return nil, badInput(fmt.Errorf("spec.artifacts.path %s: no host was touched: %w; fix: rebuild them with `make artifacts`", cl.Spec.Artifacts.Path, err))
 	}
 	p.source = src
 	spec, err := pki.SpecFromCluster(cl)
@@ -114,7 +124,7 @@ func openArtifacts(ctx context.Context, cl *inventory.Cluster, stateDir string) 
 	}
 }
 
-func runInstall(cmd *cobra.Command, g *globalOptions, o *runOptions, playbook string, dryRun bool) error {
+func runInstall(cmd *cobra.Command, g *globalOptions, o *runOptions, playbook string, dryRun, force bool) error {
 	if o.concurrency < 1 {
 		return badInput(fmt.Errorf("--concurrency must be at least 1, got %d", o.concurrency))
 	}
@@ -155,6 +165,7 @@ func runInstall(cmd *cobra.Command, g *globalOptions, o *runOptions, playbook st
 	}
 	shared := engine.NewSharedData()
 	shared.Set(steps.SharedArtifacts, p.source)
+	shared.Set(steps.SharedForce, force)
 	res, err := engine.Run(cmd.Context(), engine.Options{
 		Playbook:    pb,
 		Cluster:     p.cluster,

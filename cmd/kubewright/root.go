@@ -40,6 +40,7 @@ Exit codes: 0 success, 1 operation failed, 2 bad input (inventory, flags).`,
 		newPlanCmd(g),
 		newBundleCmd(g),
 		newCheckCmd(g),
+		newCertsCmd(g),
 		// Each command lives in its own file; add new ones here.
 	)
 	return root

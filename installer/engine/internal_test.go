@@ -2,7 +2,6 @@ package engine
 
 import (
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,27 +9,13 @@ import (
 	"time"
 
 	"github.com/kubewright/kubewright/installer/inventory"
+	goldenfile "github.com/kubewright/kubewright/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 // golden compares got with testdata/<name>.golden (rewritten with -update).
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden (run with -update to create): %v", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (run with -update if intended)\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	goldenfile.AssertString(t, filepath.Join("testdata", name+".golden"), got)
 }
 
 func TestLoadPlaybookGolden(t *testing.T) {
@@ -216,7 +201,7 @@ func TestResolvePlaybook(t *testing.T) {
 	}{
 		{arg: "check", wantName: "check"},
 		{arg: own, wantName: "mine"},
-		{arg: "chek", wantErr: `chek: no such playbook; did you mean "check"? (embedded: check`},
+		{arg: "chek", wantErr: `chek: no such playbook; did you mean "check"? (embedded: certs-renew, check`},
 		{arg: filepath.Join(dir, "missing.yaml"), wantErr: "read playbook: open "},
 	}
 	for _, tt := range tests {

@@ -65,6 +65,10 @@ func APIServerUnit(p APIServerParams) (string, error) {
 		"audit-log-maxbackup":                "10",
 		"audit-log-maxsize":                  "100",
 		"profiling":                          "false",
+		// On stop, keep serving for 5s while /readyz reports failure, so
+		// haproxy's health check (1s interval, 2 failures) takes the server
+		// out before its listener closes: a restart drops no request.
+		"shutdown-delay-duration": "5s",
 	}
 	if p.ServiceNodePortRange != "" {
 		f["service-node-port-range"] = p.ServiceNodePortRange

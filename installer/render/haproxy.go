@@ -50,6 +50,10 @@ defaults
     option tcplog
     option dontlognull
     timeout connect 5s
+    # A refused connection (an apiserver that just stopped, before the health
+    # check notices) is retried, the last time on another server.
+    retries 3
+    option redispatch
     # Long client/server timeouts: watches and exec sessions are long-lived.
     timeout client 4h
     timeout server 4h
@@ -63,7 +67,7 @@ backend kube-apiserver
     balance roundrobin
     option httpchk GET /readyz
     http-check expect status 200
-    default-server check check-ssl verify none inter 2s fall 2 rise 2 on-marked-down shutdown-sessions
+    default-server check check-ssl verify none inter 1s fall 2 rise 2 on-marked-down shutdown-sessions
 `, p.BindPort)
 	for _, be := range p.Backends {
 		fmt.Fprintf(&b, "    server %s %s\n", be.Name, net.JoinHostPort(be.Address, strconv.Itoa(p.APIServerPort)))

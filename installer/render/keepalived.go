@@ -34,8 +34,9 @@ type KeepalivedParams struct {
 
 // KeepalivedConfig renders keepalived.conf. Every master starts as BACKUP with
 // nopreempt so a recovered master does not take the VIP back and cause a
-// second interruption; the track script puts a master whose local apiserver
-// is not ready into FAULT, which releases the VIP to a healthy master.
+// second interruption; the track script puts a master whose local haproxy
+// cannot reach a ready apiserver into FAULT, which releases the VIP to a
+// healthy master.
 func KeepalivedConfig(p KeepalivedParams) (string, error) {
 	if net.ParseIP(p.VIP) == nil {
 		return "", fmt.Errorf("keepalived: VIP %q is not an IP address", p.VIP)
@@ -105,12 +106,18 @@ vrrp_instance kubewright_api {
 	return b.String(), nil
 }
 
-// KeepalivedCheckScript probes the local apiserver's /readyz (anonymous access
-// is allowed for health paths only, see AuthenticationConfig).
-func KeepalivedCheckScript(apiserverPort int) string {
+// KeepalivedCheckScript probes /readyz through the local haproxy (the port the
+// VIP serves; anonymous access is allowed for health paths only, see
+// AuthenticationConfig). It checks haproxy rather than the local apiserver on
+// purpose: haproxy already steers around a stopped or restarting apiserver,
+// so a rolling restart of the apiservers (certs renew, upgrade) leaves the VIP
+// where it is instead of moving it, and with it every client connection,
+// once per master. The VIP moves when this host cannot serve the API at all:
+// haproxy down, or no apiserver anywhere ready.
+func KeepalivedCheckScript(endpointPort int) string {
 	return fmt.Sprintf(`#!/bin/sh
 # Managed by kubewright. keepalived runs this every second; two failures in a
-# row move this master to FAULT so the VIP goes to a master whose apiserver works.
+# row move this master to FAULT so the VIP goes to a master that serves the API.
 exec curl --silent --fail --max-time 2 --insecure --output /dev/null https://127.0.0.1:%d/readyz
-`, apiserverPort)
+`, endpointPort)
 }

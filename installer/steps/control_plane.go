@@ -119,7 +119,33 @@ func (s ControlPlane) Apply(ctx context.Context, t *engine.Target, plan []engine
 	if err := g.apply(ctx, t, plan); err != nil {
 		return err
 	}
-	return waitLocalReadyz(ctx, t, t.Cluster.Spec.Kubernetes.APIServerPort, s.readyTimeout())
+	if err := waitLocalReadyz(ctx, t, t.Cluster.Spec.Kubernetes.APIServerPort, s.readyTimeout()); err != nil {
+		return err
+	}
+	if restartsAPIServer(plan) {
+		// haproxy on every master takes a server back after two passing
+		// health checks a second apart. Waiting that long before the next
+		// master restarts (serial 1) means two apiservers are never out of
+		// the load balancers at once, which with two masters would be all.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(lbRiseDelay):
+		}
+	}
+	return nil
+}
+
+// lbRiseDelay covers haproxy's "inter 1s rise 2" plus a check in flight.
+const lbRiseDelay = 3 * time.Second
+
+func restartsAPIServer(plan []engine.Change) bool {
+	for _, c := range plan {
+		if c.Object == unitAPIServer && c.Action == stepkit.ActionRestart {
+			return true
+		}
+	}
+	return false
 }
 
 func (s ControlPlane) readyTimeout() time.Duration {

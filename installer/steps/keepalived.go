@@ -14,8 +14,9 @@ import (
 )
 
 // Keepalived is the `keepalived` step: VRRP on every master holding the
-// control-plane VIP, with a track script on the local apiserver's /readyz so a
-// master whose apiserver is down gives the VIP up. Masters get priorities in
+// control-plane VIP, with a track script on /readyz through the local haproxy
+// so a master that cannot serve the API gives the VIP up (a restarting local
+// apiserver does not: haproxy routes around it). Masters get priorities in
 // inventory order (150, 140, ...), all start as BACKUP with nopreempt.
 type Keepalived struct{}
 
@@ -60,7 +61,7 @@ func (Keepalived) group(t *engine.Target) (serviceGroup, error) {
 	return serviceGroup{
 		files: []stepkit.File{
 			{Path: render.KeepalivedConf, Content: []byte(cfg), Mode: 0o600, Owner: "root:root"},
-			{Path: render.KeepalivedCheck, Content: []byte(render.KeepalivedCheckScript(c.Spec.Kubernetes.APIServerPort)), Mode: 0o700, Owner: "root:root"},
+			{Path: render.KeepalivedCheck, Content: []byte(render.KeepalivedCheckScript(c.Spec.ControlPlaneEndpoint.Port)), Mode: 0o700, Owner: "root:root"},
 		},
 		services:      []service{{unit: "keepalived.service", dependsOn: func(string) bool { return true }}},
 		activeTimeout: 30 * time.Second,

@@ -27,4 +27,5 @@ func Register(r *engine.Registry) {
 	r.MustRegister("kube-proxy", engine.Static(KubeProxy{}))
 	r.MustRegister("node-labels", engine.Static(NodeLabels{}))
 	r.MustRegister("file", newFile)
+	r.MustRegister("etcd-health", engine.Static(EtcdHealth{}))
 }
