@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -18,26 +17,13 @@ import (
 	"testing"
 
 	"github.com/kubewright/kubewright/installer/artifacts"
+	goldenfile "github.com/kubewright/kubewright/internal/golden"
 )
 
-var updateBundleGolden = flag.Bool("update-bundle", false, "rewrite cmd/kubewright/testdata/bundle-*.golden")
-
+// bundleGolden compares got with testdata/bundle-NAME.golden (rewritten with -update).
 func bundleGolden(t *testing.T, name, got string) {
 	t.Helper()
-	file := filepath.Join("testdata", "bundle-"+name+".golden")
-	if *updateBundleGolden {
-		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("read golden (run with -update-bundle to create): %v", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s:\n--- got\n%s\n--- want\n%s", file, got, want)
-	}
+	goldenfile.AssertString(t, filepath.Join("testdata", "bundle-"+name+".golden"), got)
 }
 
 // bundleCLI runs kubewright with args: stdout, stderr, error (as main sees it).

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -19,9 +18,8 @@ import (
 	"github.com/kubewright/kubewright/installer/inventory"
 	"github.com/kubewright/kubewright/installer/pki"
 	"github.com/kubewright/kubewright/installer/steps"
+	goldenfile "github.com/kubewright/kubewright/internal/golden"
 )
-
-var updateCertsGolden = flag.Bool("update-certs", false, "rewrite cmd/kubewright/testdata/certs-*.golden")
 
 const certsInv = "testdata/certs-inventory.yaml"
 
@@ -49,21 +47,10 @@ func certsState(t *testing.T, now time.Time) string {
 // days left (checked numerically in the JSON test instead).
 var datesRE = regexp.MustCompile(`\d{4}-\d\d-\d\d \d\d:\d\d UTC\s+\d+|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`)
 
+// checkCertsGolden compares got with testdata/certs-NAME.golden (rewritten with -update).
 func checkCertsGolden(t *testing.T, name, got string) {
 	t.Helper()
-	file := filepath.Join("testdata", "certs-"+name+".golden")
-	if *updateCertsGolden {
-		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("read golden (run with -update-certs to create): %v", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (run with -update-certs):\n%s", file, got)
-	}
+	goldenfile.AssertString(t, filepath.Join("testdata", "certs-"+name+".golden"), got)
 }
 
 func TestCertsCheck(t *testing.T) {

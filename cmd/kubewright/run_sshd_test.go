@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,29 +10,15 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	goldenfile "github.com/kubewright/kubewright/internal/golden"
 )
 
-var updateRunGolden = flag.Bool("update-run", false, "rewrite cmd/kubewright/testdata/run-*.golden")
-
 // runGolden compares CLI output, with the temp dir, durations and run
-// timestamps normalised, against testdata/run-NAME.golden.
+// timestamps normalised, against testdata/run-NAME.golden (rewritten with -update).
 func runGolden(t *testing.T, name, dir, got string) {
 	t.Helper()
-	got = normaliseRunOutput(dir, got)
-	file := filepath.Join("testdata", "run-"+name+".golden")
-	if *updateRunGolden {
-		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("read golden (run with -update-run to create): %v", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s:\n--- got\n%s\n--- want\n%s", file, got, want)
-	}
+	goldenfile.AssertString(t, filepath.Join("testdata", "run-"+name+".golden"), normaliseRunOutput(dir, got))
 }
 
 var (

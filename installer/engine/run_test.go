@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/kubewright/kubewright/installer/engine"
 	"github.com/kubewright/kubewright/installer/engine/enginetest"
+	goldenfile "github.com/kubewright/kubewright/internal/golden"
 )
 
 // env is one engine test setup: a fleet of local fake hosts, an inventory,
@@ -870,24 +870,10 @@ func TestSharedDataBetweenHosts(t *testing.T) {
 	}
 }
 
-// golden compares got with testdata/<name>.golden; the -update flag is
-// defined by the internal tests of this package (same test binary).
+// golden compares got with testdata/<name>.golden (rewritten with -update).
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if f := flag.Lookup("update"); f != nil && f.Value.String() == "true" {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden (run with -update to create): %v", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (run with -update if intended)\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	goldenfile.AssertString(t, filepath.Join("testdata", name+".golden"), got)
 }
 
 func TestCallerSharedDataReachesSteps(t *testing.T) {

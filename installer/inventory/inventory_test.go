@@ -3,14 +3,13 @@ package inventory
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/**/*.golden from the current output")
+	goldenfile "github.com/kubewright/kubewright/internal/golden"
+)
 
 // fakeEnv is the environment the warning checks see in tests: KW_SET is set,
 // KW_LONG holds a VRRP password longer than keepalived uses, nothing else.
@@ -24,21 +23,10 @@ func fakeEnv(name string) (string, bool) {
 	return "", false
 }
 
-func checkGolden(t *testing.T, golden string, got []byte) {
+// checkGolden compares got with the golden file at path (rewritten with -update).
+func checkGolden(t *testing.T, path string, got []byte) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("read golden (run go test -update to create it): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("output differs from %s (go test -update rewrites it)\n--- got ---\n%s\n--- want ---\n%s", golden, got, want)
-	}
+	goldenfile.Assert(t, path, got)
 }
 
 func renderFindings(errs []FieldError, warns []Warning) []byte {

@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"flag"
 	"net"
 	"os"
 	"path/filepath"
@@ -9,26 +8,13 @@ import (
 	"testing"
 
 	"github.com/kubewright/kubewright/installer/inventory"
+	goldenfile "github.com/kubewright/kubewright/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
 // golden compares got with testdata/NAME.golden (rewritten with -update).
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	p := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("read golden (run with -update to create): %v", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from golden:\n--- got\n%s\n--- want\n%s", p, got, want)
-	}
+	goldenfile.AssertString(t, filepath.Join("testdata", name+".golden"), got)
 }
 
 func TestValidateUp(t *testing.T) {

@@ -3,7 +3,6 @@ package pki
 import (
 	"bytes"
 	"crypto/x509"
-	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -13,27 +12,13 @@ import (
 	"time"
 
 	"github.com/kubewright/kubewright/installer/inventory"
+	goldenfile "github.com/kubewright/kubewright/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 // golden compares got with testdata/name, or rewrites it under -update.
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("read golden (run go test -update to create): %v", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s differs from golden (run go test -update after checking):\n--- got\n%s\n--- want\n%s", p, got, want)
-	}
+	goldenfile.AssertString(t, filepath.Join("testdata", name), got)
 }
 
 var t0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)

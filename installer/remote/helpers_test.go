@@ -3,7 +3,6 @@ package remote_test
 import (
 	"bytes"
 	"context"
-	"flag"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,26 +14,13 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/kubewright/kubewright/installer/remote"
+	goldenfile "github.com/kubewright/kubewright/internal/golden"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
+// golden compares got with testdata/NAME.golden (rewritten with -update).
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden (run go test -update): %v", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s mismatch\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	goldenfile.AssertString(t, filepath.Join("testdata", name+".golden"), got)
 }
 
 // logBuf is a concurrency-safe buffer for a debug-level JSON logger.

@@ -1,33 +1,17 @@
 package render
 
 import (
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	goldenfile "github.com/kubewright/kubewright/internal/golden"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
-
+// golden compares got with testdata/NAME.golden (rewritten with -update).
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden %s (run go test -update): %v", path, err)
-	}
-	if string(want) != got {
-		t.Errorf("%s differs from golden file; got:\n%s", name, got)
-	}
+	goldenfile.AssertString(t, filepath.Join("testdata", name+".golden"), got)
 }
 
 var members = []EtcdMember{

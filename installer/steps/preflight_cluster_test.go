@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -13,25 +11,13 @@ import (
 	"time"
 
 	"github.com/kubewright/kubewright/installer/engine/enginetest"
+	goldenfile "github.com/kubewright/kubewright/internal/golden"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
+// golden compares got with testdata/NAME.golden (rewritten with -update).
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	p := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run go test -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("output differs from %s:\n--- got\n%s\n--- want\n%s", p, got, want)
-	}
+	goldenfile.Assert(t, filepath.Join("testdata", name+".golden"), got)
 }
 
 func sampleReport() *CheckReport {
