@@ -34,6 +34,9 @@ func renderInventory(p inventoryParams) ([]byte, error) {
 				VIP:       p.VIP,
 				Interface: "eth0",
 			},
+			// flannel and CoreDNS are the add-ons whose images the artifacts
+			// build from Go modules, so they are the ones that run in a lab.
+			Network:   inventory.Network{Plugin: "flannel"},
 			Artifacts: inventory.Artifacts{Source: "dir", Path: p.ArtifactsDir},
 		},
 	}

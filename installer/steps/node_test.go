@@ -65,6 +65,9 @@ func nodeArtifacts(t *testing.T) artifacts.Source {
 	}
 	add("pause-image", "images/pause.tar", pauseDigest+" registry.k8s.io/pause:3.10\n", artifacts.KindImage, "pause")
 	add("testapp-image", "images/testapp.tar", testappDigest+" kubewright.io/testapp:v1\n", artifacts.KindImage, "testapp")
+	for _, pkg := range []string{"containerd", "runc", "containernetworking-plugins"} {
+		m.Files = append(m.Files, artifacts.File{Name: pkg, Kind: artifacts.KindOSPackage, Component: pkg, Package: pkg})
+	}
 	m.Images = []artifacts.Image{
 		{Name: "registry.k8s.io/pause:3.10", File: "pause-image", Digest: pauseDigest},
 		{Name: "kubewright.io/testapp:v1", File: "testapp-image", Digest: testappDigest},

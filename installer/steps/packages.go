@@ -3,15 +3,19 @@ package steps
 import (
 	"context"
 	"errors"
+	"slices"
 
+	"github.com/kubewright/kubewright/installer/artifacts"
 	"github.com/kubewright/kubewright/installer/engine"
 	"github.com/kubewright/kubewright/installer/steps/stepkit"
 )
 
 // Packages is the `packages` step: install OS packages kube-proxy, kubelet
 // and the CNI plugins call (socat for port-forward, conntrack for kube-proxy's
-// stale-connection cleanup, ipset for network policies; ipvsadm in ipvs mode).
-// Parameter "list" replaces the default list.
+// stale-connection cleanup, ipset for network policies; ipvsadm in ipvs mode),
+// and the artifacts' os-package entries (containerd, runc and the CNI
+// plugins: what the distribution's security team patches, so they are not
+// shipped as binaries). Parameter "list" replaces the default list.
 type Packages struct {
 	list []string // nil: the defaults for the host
 	// manager overrides the one from Facts (tests).
@@ -45,6 +49,13 @@ func defaultPackages(t *engine.Target) []string {
 	names := []string{"socat", conntrack, "ipset"}
 	if t.Cluster != nil && t.Cluster.Spec.Kubernetes.ProxyMode == "ipvs" {
 		names = append(names, "ipvsadm")
+	}
+	if src, err := sharedSource(t); err == nil {
+		for _, f := range src.Manifest().Files {
+			if f.Kind == artifacts.KindOSPackage && f.Package != "" && !slices.Contains(names, f.Package) {
+				names = append(names, f.Package)
+			}
+		}
 	}
 	return names
 }

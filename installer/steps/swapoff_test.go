@@ -137,14 +137,21 @@ func TestDefaultPackages(t *testing.T) {
 		name      string
 		family    string
 		proxyMode string
+		artifacts bool
 		want      []string
 	}{
-		{"debian iptables", "debian", "iptables", []string{"socat", "conntrack", "ipset"}},
-		{"rhel ipvs", "rhel", "ipvs", []string{"socat", "conntrack-tools", "ipset", "ipvsadm"}},
+		{"debian iptables", "debian", "iptables", false, []string{"socat", "conntrack", "ipset"}},
+		{"rhel ipvs", "rhel", "ipvs", false, []string{"socat", "conntrack-tools", "ipset", "ipvsadm"}},
+		// The container runtime comes from the OS: the manifest's os-package entries.
+		{"with artifacts", "debian", "iptables", true, []string{"socat", "conntrack", "ipset", "containerd", "runc", "containernetworking-plugins"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tg := &engine.Target{Facts: &engine.Facts{OSFamily: tc.family}, Cluster: clusterWith(func(s *inventorySpec) { s.Kubernetes.ProxyMode = tc.proxyMode })}
+			if tc.artifacts {
+				tg.Shared = engine.NewSharedData()
+				tg.Shared.Set(SharedArtifacts, nodeArtifacts(t))
+			}
 			if got := defaultPackages(tg); !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("got %q, want %q", got, tc.want)
 			}
