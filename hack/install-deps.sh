@@ -4,7 +4,7 @@
 # package is missing, so a warm machine spends no time here.
 set -euo pipefail
 pkgs=(make git openssh-server openssh-client debootstrap systemd-container iproute2 iptables keepalived haproxy
-      ca-certificates tar gzip containerd)
+      ca-certificates tar gzip containerd sudo)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -27,6 +27,14 @@ with 'bundle create', carry the file to the air-gapped network, and check it
 with 'bundle verify' there; install verifies it again before touching any host.`,
 	}
 	cmd.AddCommand(newBundleCreateCmd(g), newBundleVerifyCmd(g), newBundleInspectCmd(g))
+	// Every bundle command prints text or one JSON document; refuse anything
+	// else instead of silently printing text for, say, -o yaml.
+	cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if g.output != "text" && g.output != "json" {
+			return badInput(fmt.Errorf("unknown --output %q for bundle commands (use text or json)", g.output))
+		}
+		return nil
+	}
 	return cmd
 }
 
@@ -51,7 +59,7 @@ func newBundleCreateCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.from, "from", "", "artifacts directory with a manifest.yaml (as `make artifacts` writes)")
+	f.StringVar(&o.from, "from", "", "artifacts `DIR` with a manifest.yaml, as written by make artifacts")
 	f.BoolVar(&o.upstream, "upstream", false, "download the release files from upstream (or a mirror) instead")
 	f.StringVar(&o.cacheDir, "cache-dir", "", "download cache for --upstream (default $KUBEWRIGHT_CACHE, else /var/cache/kubewright as root or the user cache dir)")
 	f.StringVar(&o.versions.KubernetesVersion, "kubernetes-version", "v1.37.2", "Kubernetes version for --upstream")

@@ -66,6 +66,9 @@ when any certificate has a problem, so a cron job or CI gate notices in time
 to run "kubewright certs renew". Nothing is changed, and no host is contacted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if g.output != "text" && g.output != "json" {
+				return badInput(fmt.Errorf("--output %q: want text or json", g.output))
+			}
 			if warnWithin < 0 {
 				return badInput(fmt.Errorf("--warn-within must not be negative, got %s", warnWithin))
 			}
@@ -146,6 +149,11 @@ the rollout.`,
 }
 
 func runCertsRenew(cmd *cobra.Command, g *globalOptions, o *runOptions, names []string) error {
+	// Checked before anything is renewed: a typo in -o must not leave a
+	// renewed store that no host has.
+	if g.output != "text" && g.output != "json" {
+		return badInput(fmt.Errorf("--output %q: want text or json", g.output))
+	}
 	if o.concurrency < 1 {
 		return badInput(fmt.Errorf("--concurrency must be at least 1, got %d", o.concurrency))
 	}

@@ -8,9 +8,16 @@ import (
 // to each command constructor; there are no package-level option globals.
 type globalOptions struct {
 	stateDir string // overrides ~/.kubewright
-	output   string // text | json
+	output   string // text | json (| yaml for inventory show); see outputUsage
 	verbose  bool
 }
+
+// outputUsage says what -o does where: the flag is global, but what json
+// means (and whether yaml is accepted) differs by command. Commands that take
+// -o refuse any other value; the ones not listed print text whatever -o says.
+const outputUsage = "output format: text (default) or json; json is one document from check, inventory, " +
+	"certs check and bundle, and one event per line from install, run, plan and certs renew; " +
+	"inventory show also takes yaml (the same as text); lab, kubeconfig and version print text only"
 
 func newRootCmd() *cobra.Command {
 	g := &globalOptions{}
@@ -27,7 +34,7 @@ Exit codes: 0 success, 1 operation failed, 2 bad input (inventory, flags).`,
 	// Flag parse errors (unknown flag, bad value) are the operator's input.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return badInput(err) })
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", "", "state directory (default ~/.kubewright; env KUBEWRIGHT_STATE_DIR)")
-	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json (one event per line)")
+	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", outputUsage)
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log every command run on hosts to stderr")
 
 	root.AddCommand(

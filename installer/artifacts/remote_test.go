@@ -1,152 +1,43 @@
 package artifacts
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/kubewright/kubewright/installer/artifacts/artifactstest"
 )
 
-// upstreamServer mimics dl.k8s.io and GitHub release downloads: bare
-// binaries with NAME.sha256 files, and etcd/crictl archives with checksum lists.
-type upstreamServer struct {
-	*httptest.Server
-	mu       sync.Mutex
-	files    map[string][]byte // URL path -> content
-	tampered map[string][]byte // served instead of files[path]; checksums still describe files[path]
-	noRange  bool              // ignore Range headers (answer 200 with everything)
-	cutAfter map[string]int    // close the connection after N bytes, once per path
-	status   map[string]int    // answer this status instead of the file
-	requests []string          // "GET /path [Range]"
-}
+// upstreamServer is artifactstest's stand-in for dl.k8s.io and the GitHub
+// release downloads, publishing testRelease.
+type upstreamServer struct{ *artifactstest.Server }
 
 func newUpstreamServer(t *testing.T) *upstreamServer {
-	s := &upstreamServer{files: map[string][]byte{}, tampered: map[string][]byte{}, cutAfter: map[string]int{}, status: map[string]int{}}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.Close)
-	return s
+	return &upstreamServer{artifactstest.NewServer(t)}
 }
 
-func (s *upstreamServer) serve(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.requests = append(s.requests, strings.TrimSpace("GET "+r.URL.Path+" "+r.Header.Get("Range")))
-	body, ok := s.files[r.URL.Path]
-	if tb, t := s.tampered[r.URL.Path]; t {
-		body = tb
-	}
-	cut, doCut := s.cutAfter[r.URL.Path]
-	delete(s.cutAfter, r.URL.Path)
-	noRange := s.noRange
-	status := s.status[r.URL.Path]
-	s.mu.Unlock()
-	if status != 0 {
-		http.Error(w, http.StatusText(status), status)
-		return
-	}
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	start := 0
-	if rg := r.Header.Get("Range"); rg != "" && !noRange {
-		fmt.Sscanf(rg, "bytes=%d-", &start)
-		if start >= len(body) {
-			w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", len(body)))
-			w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
-			return
-		}
-		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, len(body)-1, len(body)))
-		w.Header().Set("Content-Length", fmt.Sprint(len(body)-start))
-		w.WriteHeader(http.StatusPartialContent)
-	} else {
-		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
-	}
-	rest := body[start:]
-	if doCut && cut < len(rest) {
-		w.Write(rest[:cut])
-		w.(http.Flusher).Flush()
-		panic(http.ErrAbortHandler) // drop the connection mid-body
-	}
-	w.Write(rest)
-}
+var testRelease = artifactstest.Release{KubernetesVersion: "v1.37.2", EtcdVersion: "v3.7.3", CrictlVersion: "v1.37.0",
+	KubernetesBinaries: KubernetesBinaries, EtcdBinaries: EtcdBinaries}
 
-func (s *upstreamServer) log() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.requests...)
-}
+// release publishes testRelease and returns the binaries' contents.
+func (s *upstreamServer) release(t *testing.T) map[string][]byte { return s.Publish(t, testRelease) }
 
-func (s *upstreamServer) resetLog() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.requests = nil
-}
+func (s *upstreamServer) log() []string { return s.Requests() }
 
-func targz(t *testing.T, members map[string][]byte) []byte {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for _, name := range []string{"etcd-v3.7.3-linux-amd64/", "etcd-v3.7.3-linux-amd64/etcd", "etcd-v3.7.3-linux-amd64/etcdctl",
-		"etcd-v3.7.3-linux-amd64/etcdutl", "etcd-v3.7.3-linux-amd64/README.md", "crictl"} {
-		b, ok := members[name]
-		if strings.HasSuffix(name, "/") {
-			if _, any := members["etcd-v3.7.3-linux-amd64/etcd"]; any {
-				tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: 0o755})
-			}
-			continue
-		}
-		if !ok {
-			continue
-		}
-		tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(b))})
-		tw.Write(b)
-	}
-	tw.Close()
-	zw.Close()
-	return buf.Bytes()
-}
-
-// release publishes a full upstream release on s and returns the binaries' contents.
-func (s *upstreamServer) release(t *testing.T) map[string][]byte {
-	content := map[string][]byte{}
-	for _, b := range KubernetesBinaries {
-		// Large enough that cut-off and resume tests split real data.
-		content[b] = bytes.Repeat([]byte(b+" v1.37.2 "), 2000)
-		p := "/release/v1.37.2/bin/linux/amd64/" + b
-		s.files[p] = content[b]
-		s.files[p+".sha256"] = []byte(sum(content[b]) + "\n")
-	}
-	etcd := map[string][]byte{}
-	for _, b := range EtcdBinaries {
-		content[b] = []byte(b + " 3.7.3 binary")
-		etcd["etcd-v3.7.3-linux-amd64/"+b] = content[b]
-	}
-	etcd["etcd-v3.7.3-linux-amd64/README.md"] = []byte("readme")
-	archive := targz(t, etcd)
-	s.files["/etcd/v3.7.3/etcd-v3.7.3-linux-amd64.tar.gz"] = archive
-	s.files["/etcd/v3.7.3/SHA256SUMS"] = []byte(fmt.Sprintf("%s  etcd-v3.7.3-darwin-arm64.zip\n%s  etcd-v3.7.3-linux-amd64.tar.gz\n",
-		sum([]byte("other")), sum(archive)))
-	content["crictl"] = []byte("crictl v1.37.0")
-	crictl := targz(t, map[string][]byte{"crictl": content["crictl"]})
-	s.files["/crictl/v1.37.0/crictl-v1.37.0-linux-amd64.tar.gz"] = crictl
-	s.files["/crictl/v1.37.0/crictl-v1.37.0-linux-amd64.tar.gz.sha256"] = []byte(sum(crictl))
-	return content
-}
+func (s *upstreamServer) resetLog() { s.ResetRequests() }
 
 func (s *upstreamServer) upstream() Upstream {
+	k8s, etcd, crictl := s.URLs()
 	return Upstream{KubernetesVersion: "v1.37.2", EtcdVersion: "v3.7.3", CrictlVersion: "v1.37.0",
-		KubernetesURL: s.URL + "/release", EtcdURL: s.URL + "/etcd", CrictlURL: s.URL + "/crictl"}
+		KubernetesURL: k8s, EtcdURL: etcd, CrictlURL: crictl}
 }
 
 func newTestRemote(t *testing.T, s *upstreamServer, cache string) *Remote {
@@ -224,7 +115,7 @@ func TestRemoteRefusesTamperedFile(t *testing.T) {
 	content := s.release(t)
 	evil := append([]byte(nil), content["kubelet"]...)
 	copy(evil, "EVIL")
-	s.tampered["/release/v1.37.2/bin/linux/amd64/kubelet"] = evil
+	s.Tamper("/kubernetes/v1.37.2/bin/linux/amd64/kubelet", evil)
 	cache := t.TempDir()
 	r := newTestRemote(t, s, cache)
 	ctx := context.Background()
@@ -250,7 +141,7 @@ func TestRemoteRefusesTamperedFile(t *testing.T) {
 	// It downloaded twice before refusing: a stale .part gets one fresh try.
 	gets := 0
 	for _, l := range s.log() {
-		if l == "GET /release/v1.37.2/bin/linux/amd64/kubelet" {
+		if l == "GET /kubernetes/v1.37.2/bin/linux/amd64/kubelet" {
 			gets++
 		}
 	}
@@ -263,7 +154,7 @@ func TestRemoteRefusesTamperedArchive(t *testing.T) {
 	s := newUpstreamServer(t)
 	s.release(t)
 	p := "/etcd/v3.7.3/etcd-v3.7.3-linux-amd64.tar.gz"
-	s.tampered[p] = targz(t, map[string][]byte{"etcd-v3.7.3-linux-amd64/etcd": []byte("backdoored etcd")})
+	s.Tamper(p, artifactstest.TarGz(t, map[string][]byte{"etcd-v3.7.3-linux-amd64/etcd": []byte("backdoored etcd")}))
 	r := newTestRemote(t, s, t.TempDir())
 	_, err := r.Open(context.Background(), "etcd")
 	if err == nil || !strings.Contains(err.Error(), "etcd ("+s.URL+p+"): sha256 mismatch") {
@@ -292,7 +183,7 @@ func TestRemoteRefusesPinDifferentFromUpstream(t *testing.T) {
 
 func TestRemoteResumesPartialDownload(t *testing.T) {
 	const name = "kube-apiserver"
-	p := "/release/v1.37.2/bin/linux/amd64/" + name
+	p := "/kubernetes/v1.37.2/bin/linux/amd64/" + name
 	for _, tc := range []struct {
 		name      string
 		setup     func(s *upstreamServer, r *Remote, content []byte)
@@ -310,13 +201,13 @@ func TestRemoteResumesPartialDownload(t *testing.T) {
 		},
 		{
 			name:     "connection dropped mid-body",
-			setup:    func(s *upstreamServer, r *Remote, content []byte) { s.cutAfter[p] = 7000 },
+			setup:    func(s *upstreamServer, r *Remote, content []byte) { s.CutAfter(p, 7000) },
 			wantGets: []string{"GET " + p, "GET " + p + " bytes=7000-"},
 		},
 		{
 			name: "server ignores Range",
 			setup: func(s *upstreamServer, r *Remote, content []byte) {
-				s.noRange = true
+				s.IgnoreRange()
 				part := r.cachePath(s.URL+p) + ".part"
 				os.MkdirAll(filepath.Dir(part), 0o755)
 				os.WriteFile(part, content[:5000], 0o644)
@@ -368,7 +259,7 @@ func TestRemoteResumesPartialDownload(t *testing.T) {
 }
 
 func TestRemoteRetriesOnlyTransientErrors(t *testing.T) {
-	const p = "/release/v1.37.2/bin/linux/amd64/kube-proxy"
+	const p = "/kubernetes/v1.37.2/bin/linux/amd64/kube-proxy"
 	for _, tc := range []struct {
 		name     string
 		status   int
@@ -381,7 +272,7 @@ func TestRemoteRetriesOnlyTransientErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newUpstreamServer(t)
 			s.release(t)
-			s.status[p] = tc.status
+			s.Fail(p, tc.status)
 			m, _ := s.upstream().Manifest()
 			const delay = 150 * time.Millisecond
 			r, err := NewRemote(m, RemoteOptions{CacheDir: t.TempDir(), Client: s.Client(), Attempts: 2, RetryDelay: delay})

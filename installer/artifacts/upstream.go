@@ -2,6 +2,8 @@ package artifacts
 
 import (
 	"fmt"
+	"regexp"
+	"sort"
 	"strings"
 )
 
@@ -71,6 +73,51 @@ func (u Upstream) Manifest() (*Manifest, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// Paths under a mirror (spec.artifacts.url): one directory per upstream, each
+// laid out like that upstream, so a mirror is three plain copies.
+const (
+	MirrorKubernetesPath = "/kubernetes" // like DefaultKubernetesURL
+	MirrorEtcdPath       = "/etcd"       // like DefaultEtcdURL
+	MirrorCrictlPath     = "/cri-tools"  // like DefaultCrictlURL
+)
+
+// companions pins, per Kubernetes minor, the etcd and crictl releases
+// installed with it (kubeadm pins etcd per minor the same way). They are the
+// versions this release of kubewright builds and tests with each minor
+// (hack/build-artifacts.sh).
+var companions = map[string]struct{ etcd, crictl string }{
+	"v1.36": {etcd: "v3.7.3", crictl: "v1.37.0"},
+	"v1.37": {etcd: "v3.7.3", crictl: "v1.37.0"},
+}
+
+var releaseRE = regexp.MustCompile(`^(v\d+\.\d+)\.\d+$`)
+
+// UpstreamFor is the upstream release set for one Kubernetes release: that
+// release, with the etcd and crictl releases paired with its minor. A
+// non-empty mirror replaces the upstream base URLs with MIRROR/kubernetes,
+// MIRROR/etcd and MIRROR/cri-tools.
+func UpstreamFor(kubernetesVersion, mirror string) (Upstream, error) {
+	m := releaseRE.FindStringSubmatch(kubernetesVersion)
+	if m == nil {
+		return Upstream{}, fmt.Errorf("kubernetes version %q: want a release like v1.37.2", kubernetesVersion)
+	}
+	c, ok := companions[m[1]]
+	if !ok {
+		known := make([]string, 0, len(companions))
+		for k := range companions {
+			known = append(known, k)
+		}
+		sort.Strings(known)
+		return Upstream{}, fmt.Errorf("no etcd and crictl releases are paired with Kubernetes %s (this kubewright pairs %s)", m[1], strings.Join(known, ", "))
+	}
+	u := Upstream{KubernetesVersion: kubernetesVersion, EtcdVersion: c.etcd, CrictlVersion: c.crictl}
+	if mirror != "" {
+		base := strings.TrimRight(mirror, "/")
+		u.KubernetesURL, u.EtcdURL, u.CrictlURL = base+MirrorKubernetesPath, base+MirrorEtcdPath, base+MirrorCrictlPath
+	}
+	return u, nil
 }
 
 func orDefault(s, def string) string {

@@ -180,14 +180,70 @@ func TestLabFiveMachines(t *testing.T) {
 			}
 		}
 	})
+	// The lab was made through the Go API in a private state dir
+	// (<stateDir>/labs/<name>); the CLI finds it with the same --state-dir.
+	stateDir := filepath.Dir(filepath.Dir(m.Dir(l.Name)))
 	t.Run("kubewright-check-passes", func(t *testing.T) {
 		// The preflight of every later install, on the lab's own inventory
 		// and the cluster known_hosts lab up wrote: strict host keys, no
 		// --accept-new-host-keys.
-		stateDir := filepath.Dir(filepath.Dir(m.Dir(l.Name)))
 		r := kw(t, ctx, stateDir, "check", "-i", l.Inventory)
 		if r.code != 0 || !strings.Contains(r.out, "0 fail") || !strings.Contains(r.out, "5 hosts") {
 			t.Fatalf("kubewright check: exit %d\n%s", r.code, r.out)
+		}
+	})
+	t.Run("cli-lab-status", func(t *testing.T) {
+		r := kw(t, ctx, stateDir, "lab", "status", "--name", l.Name)
+		if r.code != 0 {
+			t.Fatalf("kubewright lab status: exit %d\n%s", r.code, r.out)
+		}
+		lines := strings.Split(r.out, "\n")
+		for _, ms := range l.Machines {
+			// One row per machine: name, role, address, state, ssh.
+			found := false
+			for _, line := range lines {
+				f := strings.Fields(line)
+				if len(f) >= 5 && f[0] == ms.Name {
+					found = true
+					if f[1] != ms.Role || f[2] != ms.Address || f[3] != "running" || f[len(f)-1] != "ok" {
+						t.Errorf("row for %s = %q, want role %s, address %s, running, ssh ok", ms.Name, line, ms.Role, ms.Address)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("lab status has no row for %s:\n%s", ms.Name, r.out)
+			}
+		}
+		for _, want := range []string{"inventory: " + l.Inventory + "\n", "VIP " + l.VIP, "subnet " + l.Subnet, "bridge " + l.Bridge} {
+			if !strings.Contains(r.out, want) {
+				t.Errorf("lab status lacks %q:\n%s", want, r.out)
+			}
+		}
+		r = kw(t, ctx, stateDir, "lab", "status", "--name", "nosuchlab")
+		if r.code != 0 || !strings.Contains(r.out, "lab nosuchlab does not exist") {
+			t.Errorf("status of a missing lab: exit %d\n%s", r.code, r.out)
+		}
+	})
+	t.Run("cli-lab-ssh", func(t *testing.T) {
+		// lab ssh execs the ssh client with the lab key and strict checking
+		// against the lab's known_hosts: its exit code is the command's.
+		for _, ms := range l.Machines {
+			if r := kw(t, ctx, stateDir, "lab", "ssh", "--name", l.Name, ms.Name, "--", "true"); r.code != 0 {
+				t.Errorf("lab ssh %s -- true: exit %d\n%s", ms.Name, r.code, r.out)
+			}
+			// The short name (master1 for e2efive-master1) reaches the same machine.
+			short := strings.TrimPrefix(ms.Name, l.Name+"-")
+			r := kw(t, ctx, stateDir, "lab", "ssh", "--name", l.Name, short, "hostname")
+			if r.code != 0 || strings.TrimSpace(r.out) != ms.Name {
+				t.Errorf("lab ssh %s hostname: exit %d, printed %q, want %q", short, r.code, r.out, ms.Name)
+			}
+		}
+		if r := kw(t, ctx, stateDir, "lab", "ssh", "--name", l.Name, l.Machines[0].Name, "--", "exit 7"); r.code != 7 {
+			t.Errorf("lab ssh -- exit 7: exit %d, want the remote command's 7\n%s", r.code, r.out)
+		}
+		r := kw(t, ctx, stateDir, "lab", "ssh", "--name", l.Name, "nosuch", "true")
+		if r.code != 2 || !strings.Contains(r.out, l.Machines[0].Name) {
+			t.Errorf("lab ssh to an unknown machine: exit %d, want 2 listing the machines\n%s", r.code, r.out)
 		}
 	})
 	t.Run("kubelet-runs-pod", func(t *testing.T) { kubeletPod(t, ctx, m, l) })
