@@ -21,7 +21,7 @@ test:
 
 # e2e needs root, systemd-nspawn and the artifacts (built and cached by `make artifacts`).
 e2e: build
-	KUBEWRIGHT_BIN=$(CURDIR)/$(BIN)/kubewright $(GO) test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) -v ./test/e2e/... ./installer/artifacts/
+	KUBEWRIGHT_BIN=$(CURDIR)/$(BIN)/kubewright $(GO) test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) -v ./test/e2e/... ./installer/artifacts/ ./installer/kube/
 
 bench:
 	bash hack/bench.sh

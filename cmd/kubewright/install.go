@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,6 +24,7 @@ func newInstallCmd(g *globalOptions) *cobra.Command {
 	o := &runOptions{}
 	var dryRun, force bool
 	var playbook string
+	var addonsTimeout time.Duration
 	c := &cobra.Command{
 		Use:   "install -i FILE",
 		Short: "Install a highly available Kubernetes cluster on the inventory's hosts",
@@ -30,7 +32,10 @@ func newInstallCmd(g *globalOptions) *cobra.Command {
 kube-apiserver, controller-manager and scheduler as systemd units, haproxy and
 keepalived holding the control-plane VIP, then every host (masters and
 workers) joined as a node: containerd with the artifacts' images imported,
-kubelet joined through TLS bootstrap with a short-lived token, kube-proxy.
+kubelet joined through TLS bootstrap with a short-lived token, kube-proxy;
+then the add-ons through the VIP with server-side apply: the network plugin
+(spec.network.plugin), cluster DNS (spec.dns) and, if enabled, NodeLocal
+DNSCache, waiting until their DaemonSets and Deployments are ready.
 
 Before any host is touched it validates the inventory, verifies every
 artifact's checksum and that the artifacts hold what nodes need, and
@@ -40,16 +45,18 @@ every host's planned changes and changes no host.
 
 Configuration kubewright did not write (for example a hand-made
 /etc/containerd/config.toml) is never overwritten silently: the run stops and
-names the file; --force replaces it.`,
+names the file; --force replaces it. Changing spec.network.plugin or
+spec.dns.provider of an installed cluster is refused.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runInstall(cmd, g, o, playbook, dryRun, force)
+			return runInstall(cmd, g, o, playbook, dryRun, force, addonsTimeout)
 		},
 	}
 	o.addFlags(c)
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "only plan: print every host's changes and change no host")
 	c.Flags().BoolVar(&force, "force", false, "replace configuration files kubewright did not write (e.g. /etc/containerd/config.toml) instead of stopping")
 	c.Flags().StringVar(&playbook, "playbook", "install", "playbook to run (embedded name or path); for custom install flows")
+	c.Flags().DurationVar(&addonsTimeout, "addons-timeout", steps.DefaultAddonsTimeout, "how long to wait for the add-ons' DaemonSets and Deployments to be ready; on timeout install fails naming each one and why")
 	return c
 }
 
@@ -83,6 +90,10 @@ func prepareInstall(ctx context.Context, base, invPath string) (*prepared, error
 			invPath, cl.Spec.Kubernetes.Version, v, v, cl.Spec.Kubernetes.Version))
 	}
 	if err := steps.CheckNodeArtifacts(src.Manifest()); err != nil {
+		if cl.Spec.Artifacts.Source == "download" {
+			// Upstream publishes binaries, not image tarballs.
+			return nil, badInput(fmt.Errorf("spec.artifacts.source download: no host was touched: %w; fix: upstream releases carry no image tarballs, so install from source: dir (make artifacts) or source: bundle (kubewright bundle create)", err))
+		}
 		return nil, badInput(fmt.Errorf("spec.artifacts.path %s: no host was touched: %w; fix: rebuild them with `make artifacts`", cl.Spec.Artifacts.Path, err))
 	}
 	p.source = src
@@ -119,14 +130,19 @@ func openArtifacts(ctx context.Context, cl *inventory.Cluster, stateDir string) 
 			return nil, badInput(fmt.Errorf("spec.artifacts.path bundle %s: %w", a.Path, err))
 		}
 		return d, nil
+	case "download":
+		return openDownloadArtifacts(cl, stateDir, os.Stderr)
 	default:
-		return nil, badInput(fmt.Errorf("spec.artifacts.source %q is not supported by install yet; use dir or bundle (kubewright bundle create makes one)", a.Source))
+		return nil, badInput(fmt.Errorf("spec.artifacts.source %q is not supported; use dir, bundle or download", a.Source))
 	}
 }
 
-func runInstall(cmd *cobra.Command, g *globalOptions, o *runOptions, playbook string, dryRun, force bool) error {
+func runInstall(cmd *cobra.Command, g *globalOptions, o *runOptions, playbook string, dryRun, force bool, addonsTimeout time.Duration) error {
 	if o.concurrency < 1 {
 		return badInput(fmt.Errorf("--concurrency must be at least 1, got %d", o.concurrency))
+	}
+	if addonsTimeout <= 0 {
+		return badInput(fmt.Errorf("--addons-timeout must be positive, got %s", addonsTimeout))
 	}
 	pb, err := engine.ResolvePlaybook(playbook)
 	if err != nil {
@@ -142,6 +158,12 @@ func runInstall(cmd *cobra.Command, g *globalOptions, o *runOptions, playbook st
 		return err
 	}
 	out := cmd.OutOrStdout()
+	// Refuse a bad -o before prepareInstall writes the PKI and secrets.
+	sink, closeSink, err := engine.NewConsoleSink(out, g.output)
+	if err != nil {
+		return badInput(err)
+	}
+	defer closeSink() // idempotent; also closed before the plan is printed
 	p, err := prepareInstall(cmd.Context(), base, o.inventory)
 	if err != nil {
 		return err
@@ -149,10 +171,6 @@ func runInstall(cmd *cobra.Command, g *globalOptions, o *runOptions, playbook st
 	if g.output != "json" {
 		fmt.Fprintf(out, "artifacts: Kubernetes %s, etcd %s verified\n", p.source.Manifest().KubernetesVersion, p.source.Manifest().EtcdVersion)
 		fmt.Fprintf(out, "certificates: %s\n", pkiSummary(p.pki))
-	}
-	sink, closeSink, err := engine.NewConsoleSink(out, g.output)
-	if err != nil {
-		return badInput(err)
 	}
 	conn, closeConn, err := newSSHConnector(p.cluster, clusterKnownHosts(base, p.cluster), o.acceptNew)
 	if err != nil {
@@ -166,6 +184,7 @@ func runInstall(cmd *cobra.Command, g *globalOptions, o *runOptions, playbook st
 	shared := engine.NewSharedData()
 	shared.Set(steps.SharedArtifacts, p.source)
 	shared.Set(steps.SharedForce, force)
+	shared.Set(steps.SharedAddonsTimeout, addonsTimeout)
 	res, err := engine.Run(cmd.Context(), engine.Options{
 		Playbook:    pb,
 		Cluster:     p.cluster,

@@ -1,0 +1,261 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kubewright/kubewright/addons"
+	"github.com/kubewright/kubewright/installer/artifacts"
+	"github.com/kubewright/kubewright/installer/engine"
+	"github.com/kubewright/kubewright/installer/inventory"
+	"github.com/kubewright/kubewright/installer/kube"
+	"github.com/kubewright/kubewright/installer/render"
+)
+
+// SharedAddonsTimeout carries install's --addons-timeout: how long the
+// `addons` step waits for the add-ons' DaemonSets and Deployments to be ready.
+const SharedAddonsTimeout = "addons.timeout"
+
+// DefaultAddonsTimeout bounds the rollout wait when install sets none: long
+// enough for every node to start the CNI and DNS pods from imported images.
+const DefaultAddonsTimeout = 5 * time.Minute
+
+// Addons is the `addons` step: it renders the network plugin, cluster DNS
+// and optional NodeLocal DNSCache from the inventory (package addons) and
+// applies them through the VIP with server-side apply (installer/kube),
+// from the operator's machine, so like cluster-bootstrap it acts once per
+// run, on the first master. Plan is a server-side dry run, so a re-run on an
+// up-to-date cluster plans nothing; Apply applies, prunes what is no longer
+// rendered and waits for the rollouts.
+type Addons struct{}
+
+func (Addons) Name() string { return "addons" }
+
+// networkAddons are the add-ons that are a cluster's CNI plugin; at most one
+// may ever be in the record.
+var networkAddons = []string{addons.Calico, addons.Flannel, addons.Weave}
+
+// dnsAddons are the cluster DNS providers; both serve the kube-dns Service.
+var dnsAddons = []string{addons.CoreDNS, addons.KubeDNS}
+
+// AddonParams builds the add-on parameters from the inventory, the artifacts
+// (their images win, since they are what nodes imported) and the
+// environment (the Weave password).
+func AddonParams(c *inventory.Cluster, m *artifacts.Manifest) (addons.Params, error) {
+	p := addons.ParamsFromInventory(c)
+	p.CNIBinDir = render.CNIBinDirDebian
+	p.Images = map[string]string{}
+	if m != nil {
+		for _, img := range m.Images {
+			if f, ok := m.File(img.File); ok && f.Component != "" {
+				p.Images[f.Component] = img.Name
+			}
+		}
+	}
+	if env := c.Spec.Network.WeavePasswordEnv; env != "" && p.Plugin == addons.Weave {
+		v := os.Getenv(env)
+		if v == "" {
+			return p, fmt.Errorf("spec.network.weavePasswordEnv names %s, which is empty or unset; fix: export %s=<password> before running kubewright, or remove weavePasswordEnv", env, env)
+		}
+		p.WeavePassword = v
+	}
+	return p, nil
+}
+
+// renderAddons renders the inventory's add-ons as apply sets. The network
+// add-on records its plugin so a later run can refuse a plugin change.
+func renderAddons(t *engine.Target) ([]kube.AddonSet, error) {
+	var m *artifacts.Manifest
+	if src, err := sharedSource(t); err == nil {
+		m = src.Manifest()
+	}
+	p, err := AddonParams(t.Cluster, m)
+	if err != nil {
+		return nil, err
+	}
+	rendered, err := addons.Render(p)
+	if err != nil {
+		return nil, fmt.Errorf("render add-ons from %s: %w", inventoryName(t.Cluster), err)
+	}
+	sets := make([]kube.AddonSet, 0, len(rendered))
+	for _, a := range rendered {
+		sets = append(sets, kube.AddonSet{Name: a.Name, Objects: a.Objects})
+	}
+	return sets, nil
+}
+
+func inventoryName(c *inventory.Cluster) string {
+	if c.Path != "" {
+		return c.Path
+	}
+	return "the inventory"
+}
+
+// CheckAddonSwitch refuses to replace the cluster's network plugin or DNS
+// provider: the old one's interfaces, routes and pod addresses stay on every
+// node, so a switch would leave pods on two networks (a silent half
+// migration). rec is what earlier runs applied; sets is what this run renders.
+func CheckAddonSwitch(c *inventory.Cluster, rec *kube.Record, sets []kube.AddonSet) error {
+	want := map[string]bool{}
+	for _, s := range sets {
+		want[s.Name] = true
+	}
+	var errs []error
+	for _, group := range []struct {
+		field, value string
+		names        []string
+	}{
+		{"spec.network.plugin", c.Spec.Network.Plugin, networkAddons},
+		{"spec.dns.provider", c.Spec.DNS.Provider, dnsAddons},
+	} {
+		for _, name := range group.names {
+			if want[name] || len(rec.Addons[name].Objects) == 0 {
+				continue
+			}
+			errs = append(errs, fmt.Errorf("%s: %s is %s, but this cluster runs %s; changing it on a running cluster is not supported (the old add-on's interfaces, routes and pod addresses stay on every node); fix: set %s: %s again, or rebuild the cluster with %s",
+				inventoryName(c), group.field, group.value, name, group.field, name, group.value))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s Addons) applies(t *engine.Target) bool { return ClusterBootstrap{}.applies(t) }
+
+// applier returns an apply engine for the cluster and the API endpoint (the
+// VIP) it talks to.
+func (s Addons) applier(t *engine.Target, timeout time.Duration) (*kube.Applier, string, error) {
+	c, _, err := ClusterBootstrap{}.client(t)
+	if err != nil {
+		return nil, "", err
+	}
+	opts := kube.ApplyOptions{RolloutTimeout: timeout, Logf: func(format string, args ...any) {
+		if t.Log != nil {
+			t.Log.Info(fmt.Sprintf(format, args...), "host", t.Inv.Name, "step", "addons")
+		}
+	}}
+	a, err := kube.NewApplier(c.Config, opts)
+	return a, c.Config.Host, err
+}
+
+func addonsTimeout(t *engine.Target) time.Duration {
+	if t.Shared != nil {
+		if v, ok := t.Shared.Get(SharedAddonsTimeout); ok {
+			if d, ok := v.(time.Duration); ok && d > 0 {
+				return d
+			}
+		}
+	}
+	return DefaultAddonsTimeout
+}
+
+// reconcileSets reads the cluster's record of applied add-ons, refuses a
+// plugin or provider switch, and adds an empty set for every other recorded
+// add-on the inventory no longer enables (NodeLocal DNSCache switched off),
+// so the applier prunes its objects instead of leaving them running.
+func (s Addons) reconcileSets(ctx context.Context, t *engine.Target, a *kube.Applier, sets []kube.AddonSet) ([]kube.AddonSet, error) {
+	rec, err := kube.ReadRecord(ctx, a.Clientset())
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckAddonSwitch(t.Cluster, rec, sets); err != nil {
+		return nil, err
+	}
+	return withRemovedAddons(rec, sets), nil
+}
+
+// withRemovedAddons appends an empty set for each add-on in rec that sets
+// does not render, in name order.
+func withRemovedAddons(rec *kube.Record, sets []kube.AddonSet) []kube.AddonSet {
+	have := map[string]bool{}
+	for _, s := range sets {
+		have[s.Name] = true
+	}
+	var gone []string
+	for name, r := range rec.Addons {
+		if !have[name] && len(r.Objects) > 0 {
+			gone = append(gone, name)
+		}
+	}
+	sort.Strings(gone)
+	for _, name := range gone {
+		sets = append(sets, kube.AddonSet{Name: name})
+	}
+	return sets
+}
+
+func (s Addons) Plan(ctx context.Context, t *engine.Target) ([]engine.Change, error) {
+	if !s.applies(t) {
+		return nil, nil
+	}
+	sets, err := renderAddons(t)
+	if err != nil {
+		return nil, err
+	}
+	a, host, err := s.applier(t, addonsTimeout(t))
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := kube.WaitReadyz(pctx, host, time.Second); err != nil {
+		// A cluster still being installed (or the dry run of a fresh one)
+		// has no API to ask yet: plan every add-on; Apply waits for it.
+		return []engine.Change{{Action: "apply", Object: "add-ons " + strings.Join(addonNames(sets), ", "), Detail: "API at " + host + " not answering yet: " + err.Error()}}, nil
+	}
+	sets, err = s.reconcileSets(ctx, t, a, sets)
+	if err != nil {
+		return nil, err
+	}
+	res, err := a.Plan(ctx, sets)
+	if err != nil {
+		return nil, err
+	}
+	var out []engine.Change
+	for _, c := range res.Changed() {
+		ch := engine.Change{Action: string(c.Action), Object: c.Addon + ": " + c.Ref.String()}
+		if len(c.Fields) > 0 {
+			ch.Detail = strings.Join(c.Fields, ", ")
+		}
+		out = append(out, ch)
+	}
+	return out, nil
+}
+
+func (s Addons) Apply(ctx context.Context, t *engine.Target, _ []engine.Change) error {
+	sets, err := renderAddons(t)
+	if err != nil {
+		return err
+	}
+	a, host, err := s.applier(t, addonsTimeout(t))
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	err = kube.WaitReadyz(wctx, host, time.Second)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("control-plane endpoint: %w", err)
+	}
+	sets, err = s.reconcileSets(ctx, t, a, sets)
+	if err != nil {
+		return err
+	}
+	if _, err := a.Apply(ctx, sets); err != nil {
+		return err
+	}
+	return nil
+}
+
+// addonNames lists the add-ons an inventory renders, for messages.
+func addonNames(sets []kube.AddonSet) []string {
+	var names []string
+	for _, s := range sets {
+		names = append(names, s.Name)
+	}
+	return names
+}
