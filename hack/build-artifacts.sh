@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # build-artifacts.sh builds everything `kubewright install` puts on hosts, from Go
 # modules (the only source reachable here, and the one air-gapped users can audit):
-# Kubernetes server binaries and kubectl, etcd, crictl, and the pause and test
-# images as tarballs. It writes a local artifacts directory with a manifest.yaml
-# that lists every file with its sha256; `kubewright bundle verify DIR` checks it
-# and `kubewright bundle create` packs it for offline installs.
+# Kubernetes server binaries and kubectl, etcd, crictl, and as image tarballs
+# pause, the test workload, CoreDNS, flannel and flannel's CNI plugin. It writes
+# a local artifacts directory with a manifest.yaml that lists every file with
+# its sha256; `kubewright bundle verify DIR` checks it and `kubewright bundle
+# create` packs it for offline installs.
 #
 # Each component is built once into a cache directory that survives runs:
 #   $KUBEWRIGHT_CACHE/artifacts/<component>-<version>-<key>/
@@ -17,6 +18,7 @@
 #   KUBEWRIGHT_CACHE           cache root [/var/cache/kubewright]
 #   KUBEWRIGHT_ARTIFACTS_DIR   output directory [<repo>/_output/artifacts]
 #   KUBERNETES_VERSION         [v1.37.2]   ETCD_VERSION [v3.7.3]   CRICTL_VERSION [v1.37.0]
+#   COREDNS_VERSION            [v1.15.0] (needs hack/modules/coredns-<version>)
 #   KUBEWRIGHT_BUILD_UPGRADE=1 also build KUBERNETES_UPGRADE_FROM [v1.36.3] into
 #                              <output>-<that version>, for upgrade tests (off by
 #                              default: another ~8 minutes of two cores, cold)
@@ -39,8 +41,16 @@ KUBERNETES_VERSION="${KUBERNETES_VERSION:-v1.37.2}"
 KUBERNETES_UPGRADE_FROM="${KUBERNETES_UPGRADE_FROM:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.7.3}"
 CRICTL_VERSION="${CRICTL_VERSION:-v1.37.0}"
+COREDNS_VERSION="${COREDNS_VERSION:-v1.15.0}"
 PAUSE_REF="registry.k8s.io/pause:3.10"
+COREDNS_REF="registry.k8s.io/coredns/coredns:$COREDNS_VERSION"
 TESTAPP_REF="kubewright.io/testapp:v1"
+# flannel: our own flanneld on flannel's packages, in an image with upstream's name
+# and layout; its CNI plugin comes from containernetworking/plugins v0.9.1, not
+# upstream's v1.x cni-plugin (not served), so that image has our own name.
+FLANNEL_VERSION=v0.28.10
+FLANNEL_REF="ghcr.io/flannel-io/flannel:$FLANNEL_VERSION"
+FLANNEL_CNI_REF="kubewright.io/flannel-cni-plugin:v0.9.1"
 # Debian packages install provides on nodes instead of binaries we build: they are
 # what Debian's security team patches, and containerd's own build needs cgo.
 OS_PACKAGES=(containerd runc containernetworking-plugins)
@@ -227,6 +237,201 @@ images_component() {
 	cached images v1 "$key" build_images
 }
 
+# ---- coredns ----------------------------------------------------------------------
+# CoreDNS's own main package, built the way its Makefile builds a release:
+# CGO_ENABLED=0, -tags grpcnotrace, -ldflags "-s -w -X coremain.GitCommit=$(git
+# describe --dirty --always)", which at a release tag is the tag itself. The
+# version CoreDNS prints comes from the constant coremain.CoreVersion, so
+# `coredns -version` says CoreDNS-1.15.0 and then "linux/amd64, goX, v1.15.0".
+# The image has upstream's layout (the binary at /coredns as entrypoint; the
+# Deployment passes -conf /etc/coredns/Corefile) but runs as uid 0, not
+# distroless' 65532: mkimage writes no file capabilities, and upstream's
+# cap_net_bind_service file capability is what lets uid 65532 bind port 53.
+# As root, the Deployment's `capabilities: {drop: [all], add: [NET_BIND_SERVICE]}`
+# leaves exactly the capability it needs.
+COREDNS_TAGS="grpcnotrace"
+coredns_ldflags() { echo "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$1"; }
+# The CoreDNS image depends on mkimage, not on the other tools (pause, testapp).
+mkimage_inputs() { find "$TOOLS/mkimage" -type f -name '*.go' ! -name '*_test.go' | sort; echo "$TOOLS/go.mod"; echo "$TOOLS/go.sum"; }
+
+# Every step ends in `|| return 1`: `cached` calls this as `fn ... || die`, and
+# bash ignores set -e inside a function called that way.
+build_coredns() { # outdir version
+	local out=$1 v=$2 mod="$hack/modules/coredns-$2" bin="$1/.bin" got
+	[ -f "$mod/go.mod" ] || { log "no wrapper module $mod for coredns $v"; return 1; }
+	mkdir -p "$bin" || return 1
+	(cd "$mod" && "$GO" build -trimpath -tags "$COREDNS_TAGS" -ldflags "$(coredns_ldflags "$v")" -o "$bin/coredns" \
+		github.com/coredns/coredns) || return 1
+	got="$("$bin/coredns" -version | head -n1)"
+	[ "$got" = "CoreDNS-${v#v}" ] || { log "coredns -version printed '$got', want 'CoreDNS-${v#v}'"; return 1; }
+	(cd "$TOOLS" && "$GO" build -trimpath -ldflags "-s -w" -o "$bin/" ./mkimage) || return 1
+	SOURCE_DATE_EPOCH=0 "$bin/mkimage" -ref "$COREDNS_REF" -o "$out/coredns.tar" -file "$bin/coredns:/coredns" \
+		-entrypoint /coredns >"$out/coredns.json" || return 1
+	rm -rf "$bin"
+}
+
+coredns_component() {
+	local v=$1 mod="$hack/modules/coredns-$1" key
+	# shellcheck disable=SC2046
+	key="$(printf 'coredns %s ref=%s tags=%s ldflags=%s\n' "$v" "$COREDNS_REF" "$COREDNS_TAGS" "$(coredns_ldflags "$v")" |
+		recipe_key "$mod/go.mod" "$mod/go.sum" $(mkimage_inputs))"
+	cached coredns "$v" "$key" build_coredns
+}
+
+# ---- flannel ----------------------------------------------------------------------
+# Two images for the upstream kube-flannel.yml DaemonSet (unchanged but for the
+# image refs and the CNI plugin hostPath):
+#   $FLANNEL_REF      /opt/bin/flanneld (hack/modules/flannel-<version>: flannel's
+#                     main cannot be built here, see its README), /opt/bin/install-conf
+#                     (hack/tools/fileinstall), and Debian's iptables: the build
+#                     host's xtables-nft-multi as iptables{,-save,-restore} and
+#                     ip6tables{,-save,-restore}, its extension modules and every
+#                     shared library ldd lists for them, at the host's paths.
+#   $FLANNEL_CNI_REF  /flannel (plugins/meta/flannel of containernetworking/plugins
+#                     v0.9.1) and /bin/cp (fileinstall again), for the init container's
+#                     `cp -f /flannel /opt/cni/bin/flannel`.
+# Both are checked before they are cached: the flannel image's root file system is
+# unpacked and its iptables run with chroot, flannel's iptables traffic manager
+# sets up its rules through them in an empty network namespace (nothing on this
+# host changes), and the CNI image's cp installs /flannel.
+FLANNEL_MOD="$hack/modules/flannel-$FLANNEL_VERSION"
+CNI_PLUGINS_VERSION=v0.9.1
+CNI_PLUGINS_MOD="$hack/modules/cni-plugins-$CNI_PLUGINS_VERSION"
+XTABLES_MULTI=/usr/sbin/xtables-nft-multi
+XTABLES_LIBDIR=/usr/lib/x86_64-linux-gnu/xtables
+IPTABLES_NAMES=(iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore)
+# Debian's packages behind the bundled files; their versions go into the cache key.
+IPTABLES_DEBS=(iptables libxtables12 libnftnl11 libmnl0 libnetfilter-conntrack3 libnfnetlink0 libc6)
+FLANNEL_IMAGE_PATH="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+flannel_ldflags() { echo "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$1"; }
+cni_plugins_ldflags() { echo "-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$1"; }
+flannel_tools_inputs() {
+	find "$TOOLS/mkimage" "$TOOLS/fileinstall" -type f -name '*.go' ! -name '*_test.go' | sort
+	echo "$TOOLS/go.mod"
+	echo "$TOOLS/go.sum"
+}
+flannel_inputs() {
+	echo "$FLANNEL_MOD/go.mod" "$FLANNEL_MOD/go.sum"
+	find "$FLANNEL_MOD" -type f -name '*.go' ! -name '*_test.go' | sort
+	echo "$CNI_PLUGINS_MOD/go.mod" "$CNI_PLUGINS_MOD/go.sum"
+	flannel_tools_inputs
+}
+
+need_host_iptables() {
+	[ -x "$XTABLES_MULTI" ] && [ -d "$XTABLES_LIBDIR" ] ||
+		die "the flannel image bundles Debian's iptables: $XTABLES_MULTI or $XTABLES_LIBDIR is missing (apt-get install iptables; hack/install-deps.sh)"
+}
+
+# iptables_libs prints the shared libraries (and the dynamic loader) that
+# xtables-nft-multi and its extension modules need, as ldd names them.
+iptables_libs() {
+	ldd "$XTABLES_MULTI" "$XTABLES_LIBDIR"/*.so | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// && $2 ~ /^\(/ {print $1}' | sort -u
+}
+
+# as_root runs a command as root: directly when we are, else as root of a new
+# user namespace (enough for chroot and an own network namespace).
+as_root() {
+	if [ "$(id -u)" = 0 ]; then "$@"; else unshare --map-root-user "$@"; fi
+}
+
+# image_rootfs TARBALL DIR unpacks the one layer of an mkimage tarball into DIR.
+image_rootfs() {
+	local layer
+	layer="$(tar -tf "$1" | grep '\.tar\.gz$')"
+	[ -n "$layer" ] && [ "$(printf '%s\n' "$layer" | wc -l)" = 1 ] || { log "$1: want one .tar.gz layer, have: $layer"; return 1; }
+	mkdir -p "$2"
+	tar -xOf "$1" "$layer" | tar -xzf - -C "$2"
+}
+
+# check_flannel_images runs the images' programs from their unpacked root file
+# systems, with the images' PATH and nothing else in the environment. Like
+# build_flannel, every step returns on failure by itself.
+check_flannel_images() { # outdir scratchdir selfcheckbin
+	local out=$1 tmp=$2 selfcheck=$3 root="$2/flannel-root" cni="$2/cni-root" got n chroot_bin
+	chroot_bin="$(command -v chroot || echo /usr/sbin/chroot)"
+	image_rootfs "$out/flannel.tar" "$root" || return 1
+	for n in "${IPTABLES_NAMES[@]}"; do
+		got="$(as_root env -i "$FLANNEL_IMAGE_PATH" "$chroot_bin" "$root" "/usr/sbin/$n" --version)" ||
+			{ log "flannel image: $n --version failed: $got"; return 1; }
+		[[ "$got" =~ ^$n\ v[0-9.]+\ \(nf_tables\)$ ]] || { log "flannel image: $n --version printed '$got', want '$n vX (nf_tables)'"; return 1; }
+	done
+	log "flannel image: ${IPTABLES_NAMES[*]} run in the image's root: $got"
+	# Container runtimes give a container /dev; Go's os/exec needs /dev/null.
+	mkdir -p "$root/dev" || return 1
+	as_root mknod -m 666 "$root/dev/null" c 1 3 2>/dev/null || : >"$root/dev/null" || return 1
+	mkdir -p "$root/.selfcheck" && cp "$selfcheck" "$root/.selfcheck/iptables-selfcheck" || return 1
+	as_root unshare --net env -i "$FLANNEL_IMAGE_PATH" "$chroot_bin" "$root" /.selfcheck/iptables-selfcheck >&2 ||
+		{ log "flannel image: flannel's iptables rules do not work with the bundled iptables"; return 1; }
+	got="$(as_root env -i "$FLANNEL_IMAGE_PATH" "$chroot_bin" "$root" /opt/bin/flanneld --version 2>&1)"
+	[ "$got" = "$FLANNEL_VERSION" ] || { log "flannel image: flanneld --version printed '$got'"; return 1; }
+	mkdir -p "$root/etc/kube-flannel" "$root/etc/cni/net.d" || return 1
+	echo '{"name":"cbr0","cniVersion":"0.3.1"}' >"$root/etc/kube-flannel/cni-conf.json" || return 1
+	as_root env -i "$FLANNEL_IMAGE_PATH" "$chroot_bin" "$root" /opt/bin/install-conf \
+		/etc/kube-flannel/cni-conf.json /etc/cni/net.d/10-flannel.conflist || { log "flannel image: install-conf failed"; return 1; }
+	cmp -s "$root/etc/kube-flannel/cni-conf.json" "$root/etc/cni/net.d/10-flannel.conflist" &&
+		[ "$(stat -c %a "$root/etc/cni/net.d/10-flannel.conflist")" = 644 ] ||
+		{ log "flannel image: install-conf did not install the config with mode 0644"; return 1; }
+
+	image_rootfs "$out/flannel-cni-plugin.tar" "$cni" || return 1
+	mkdir -p "$cni/opt/cni/bin" || return 1
+	# As the init container runs it: `cp` looked up in the image's PATH.
+	as_root env -i PATH=/usr/local/bin:/usr/bin:/bin "$chroot_bin" "$cni" cp -f /flannel /opt/cni/bin/flannel ||
+		{ log "flannel CNI image: cp -f /flannel /opt/cni/bin/flannel failed"; return 1; }
+	cmp -s "$cni/flannel" "$cni/opt/cni/bin/flannel" && [ "$(stat -c %a "$cni/opt/cni/bin/flannel")" = 755 ] ||
+		{ log "flannel CNI image: cp did not install /flannel with mode 0755"; return 1; }
+	got="$(as_root env -i CNI_COMMAND=VERSION "$chroot_bin" "$cni" /opt/cni/bin/flannel)"
+	[[ "$got" == *'"0.3.1"'* ]] || { log "flannel CNI plugin: VERSION printed '$got', want 0.3.1 supported"; return 1; }
+	log "flannel images: flanneld, install-conf, iptables (nf_tables) and the CNI plugin's cp check out"
+}
+
+# Every step ends in `|| return 1`: `cached` calls this as `fn ... || die`, and
+# bash ignores set -e inside a function called that way.
+build_flannel() { # outdir version
+	local out=$1 v=$2 bin="$1/.bin" got lib libs files=() links=()
+	[ -f "$FLANNEL_MOD/go.mod" ] || { log "no wrapper module $FLANNEL_MOD for flannel $v"; return 1; }
+	mkdir -p "$bin" || return 1
+	# The wrapper's own tests (flags, health endpoints, subnet.env) run here,
+	# where its code is compiled; -trimpath like the build, so both share the
+	# compiled dependencies.
+	(cd "$FLANNEL_MOD" && "$GO" test -trimpath -count=1 ./...) || { log "flannel wrapper module tests failed"; return 1; }
+	(cd "$FLANNEL_MOD" && "$GO" build -trimpath -ldflags "$(flannel_ldflags "$v")" -o "$bin/flanneld" . &&
+		"$GO" build -trimpath -ldflags "-s -w" -o "$bin/" ./cmd/iptables-selfcheck) || return 1
+	got="$("$bin/flanneld" --version 2>&1)"
+	[ "$got" = "$v" ] || { log "flanneld --version printed '$got', want '$v'"; return 1; }
+	(cd "$CNI_PLUGINS_MOD" && "$GO" build -trimpath -ldflags "$(cni_plugins_ldflags "$CNI_PLUGINS_VERSION")" -o "$bin/flannel" \
+		github.com/containernetworking/plugins/plugins/meta/flannel) || return 1
+	got="$("$bin/flannel" 2>&1 || true)"
+	[ "$got" = "CNI flannel plugin $CNI_PLUGINS_VERSION" ] || { log "flannel CNI plugin printed '$got'"; return 1; }
+	(cd "$TOOLS" && "$GO" build -trimpath -ldflags "-s -w" -o "$bin/" ./mkimage ./fileinstall) || return 1
+
+	libs="$(iptables_libs)" || { log "ldd $XTABLES_MULTI failed"; return 1; }
+	[[ "$libs" == */libc.so.6* && "$libs" == */ld-linux-x86-64.so.2* && "$libs" == */libxtables.so.* ]] ||
+		{ log "ldd found no libc, loader or libxtables for $XTABLES_MULTI: $libs"; return 1; }
+	for lib in $libs; do files+=(-file "$(readlink -f "$lib"):$lib:0755"); done
+	for n in "${IPTABLES_NAMES[@]}"; do links+=(-link "/usr/sbin/$n=xtables-nft-multi"); done
+	export SOURCE_DATE_EPOCH=0
+	"$bin/mkimage" -ref "$FLANNEL_REF" -o "$out/flannel.tar" \
+		-file "$bin/flanneld:/opt/bin/flanneld" -file "$bin/fileinstall:/opt/bin/fileinstall" -link /opt/bin/install-conf=fileinstall \
+		-file "$XTABLES_MULTI:$XTABLES_MULTI:0755" "${files[@]}" -tree "$XTABLES_LIBDIR:$XTABLES_LIBDIR" "${links[@]}" \
+		-env "$FLANNEL_IMAGE_PATH" -entrypoint /opt/bin/flanneld >"$out/flannel.json" || return 1
+	"$bin/mkimage" -ref "$FLANNEL_CNI_REF" -o "$out/flannel-cni-plugin.tar" \
+		-file "$bin/flannel:/flannel" -file "$bin/fileinstall:/usr/local/bin/fileinstall" -link /bin/cp=/usr/local/bin/fileinstall \
+		-cmd "cp -f /flannel /opt/cni/bin/flannel" >"$out/flannel-cni-plugin.json" || return 1
+	check_flannel_images "$out" "$bin" "$bin/iptables-selfcheck" || return 1
+	rm -rf "$bin"
+}
+
+flannel_component() { # -> cache dir
+	local key debs
+	need_host_iptables # before recipe_key hashes $XTABLES_MULTI
+	debs="$(dpkg-query -W -f '${Package}=${Version} ' "${IPTABLES_DEBS[@]}" 2>/dev/null || true)"
+	# shellcheck disable=SC2046
+	key="$(printf 'flannel %s ref=%s cni=%s ldflags=%s cni-ldflags=%s iptables=%s debs=%s path=%s\n' "$FLANNEL_VERSION" \
+		"$FLANNEL_REF" "$FLANNEL_CNI_REF" "$(flannel_ldflags "$FLANNEL_VERSION")" "$(cni_plugins_ldflags "$CNI_PLUGINS_VERSION")" \
+		"${IPTABLES_NAMES[*]}" "$debs" "$FLANNEL_IMAGE_PATH" | recipe_key $(flannel_inputs) "$XTABLES_MULTI")"
+	cached flannel "$FLANNEL_VERSION" "$key" build_flannel
+}
+
 # ---- output directory and manifest ------------------------------------------------
 json_field() { sed -n "s/.*\"$2\":\"\([^\"]*\)\".*/\1/p" "$1"; }
 
@@ -235,7 +440,7 @@ json_field() { sed -n "s/.*\"$2\":\"\([^\"]*\)\".*/\1/p" "$1"; }
 link_into() { mkdir -p "$(dirname "$2")"; ln -f "$1" "$2" 2>/dev/null || cp -f "$1" "$2"; }
 
 # file_entry takes the checksum from the cache directory's .complete list, written
-# when the component was built: hashing ~450 MB again would make every warm run
+# when the component was built: hashing ~500 MB again would make every warm run
 # slower, and a file changed since then is exactly what `bundle verify` must catch.
 file_entry() { # name path component version kind cachedir cachedname
 	local f="$OUT_TMP/$2" sum
@@ -252,9 +457,25 @@ file_entry() { # name path component version kind cachedir cachedname
 EOF
 }
 
-assemble() { # outdir kubeDir kubeVersion etcdDir crictlDir imagesDir
-	local out=$1 kdir=$2 kv=$3 edir=$4 cdir=$5 idir=$6
+# image_entry links an image tarball into the output, prints its file entry and
+# queues its images: entry (printed after the files). The tarball's sibling
+# NAME.json is mkimage's output, with the image ID; the tag is the version.
+image_entry() { # ref filename component cachedir tarball
+	local ref=$1 name=$2 comp=$3 dir=$4 tar=$5 digest
+	digest="$(json_field "$dir/${tar%.tar}.json" digest)"
+	[ -n "$digest" ] || die "$dir/${tar%.tar}.json has no digest for $ref"
+	link_into "$dir/$tar" "$OUT_TMP/images/$tar"
+	file_entry "$name" "images/$tar" "$comp" "${ref##*:}" image "$dir" "$tar"
+	IMAGE_ENTRIES+=("$(printf '  - name: %s\n    file: %s\n    digest: %s' "$ref" "$name" "$digest")")
+}
+
+# assemble writes one artifacts directory from the component cache directories:
+# the Kubernetes build and version vary (upgrade sets), the other components are
+# the same for every set and come from main's *_dir variables.
+assemble() { # outdir kubeDir kubeVersion
+	local out=$1 kdir=$2 kv=$3
 	OUT_TMP="$out.tmp.$$"
+	IMAGE_ENTRIES=()
 	rm -rf "$OUT_TMP"
 	mkdir -p "$OUT_TMP/bin" "$OUT_TMP/images"
 	{
@@ -270,23 +491,23 @@ assemble() { # outdir kubeDir kubeVersion etcdDir crictlDir imagesDir
 			file_entry "$b" "bin/$b" kubernetes "$kv" binary "$kdir" "$b"
 		done
 		for b in etcd etcdctl etcdutl; do
-			link_into "$edir/$b" "$OUT_TMP/bin/$b"
-			file_entry "$b" "bin/$b" etcd "$ETCD_VERSION" binary "$edir" "$b"
+			link_into "$etcd_dir/$b" "$OUT_TMP/bin/$b"
+			file_entry "$b" "bin/$b" etcd "$ETCD_VERSION" binary "$etcd_dir" "$b"
 		done
-		if [ -n "$cdir" ]; then
-			link_into "$cdir/crictl" "$OUT_TMP/bin/crictl"
-			file_entry crictl bin/crictl crictl "$CRICTL_VERSION" binary "$cdir" crictl
+		if [ -n "$crictl_dir" ]; then
+			link_into "$crictl_dir/crictl" "$OUT_TMP/bin/crictl"
+			file_entry crictl bin/crictl crictl "$CRICTL_VERSION" binary "$crictl_dir" crictl
 		fi
-		link_into "$idir/pause.tar" "$OUT_TMP/images/pause.tar"
-		file_entry pause-image images/pause.tar pause "${PAUSE_REF##*:}" image "$idir" pause.tar
-		link_into "$idir/testapp.tar" "$OUT_TMP/images/testapp.tar"
-		file_entry testapp-image images/testapp.tar testapp "${TESTAPP_REF##*:}" image "$idir" testapp.tar
+		image_entry "$PAUSE_REF" pause-image pause "$images_dir" pause.tar
+		image_entry "$TESTAPP_REF" testapp-image testapp "$images_dir" testapp.tar
+		image_entry "$COREDNS_REF" coredns-image coredns "$coredns_dir" coredns.tar
+		image_entry "$FLANNEL_REF" flannel-image flannel "$flannel_dir" flannel.tar
+		image_entry "$FLANNEL_CNI_REF" flannel-cni-plugin-image flannel-cni-plugin "$flannel_dir" flannel-cni-plugin.tar
 		for p in "${OS_PACKAGES[@]}"; do
 			printf '  - name: %s\n    kind: os-package\n    component: %s\n    package: %s\n' "$p" "$p" "$p"
 		done
 		echo "images:"
-		printf '  - name: %s\n    file: pause-image\n    digest: %s\n' "$PAUSE_REF" "$(json_field "$idir/pause.json" digest)"
-		printf '  - name: %s\n    file: testapp-image\n    digest: %s\n' "$TESTAPP_REF" "$(json_field "$idir/testapp.json" digest)"
+		printf '%s\n' "${IMAGE_ENTRIES[@]}"
 	} >"$OUT_TMP/manifest.yaml"
 	rm -rf "$out"
 	mkdir -p "$(dirname "$out")"
@@ -302,16 +523,18 @@ if [ "${KUBEWRIGHT_BUILD_CRICTL:-1}" = 1 ]; then
 	crictl_dir="$(crictl_component "$CRICTL_VERSION")"
 fi
 images_dir="$(images_component)"
-assemble "$OUT" "$kube_dir" "$KUBERNETES_VERSION" "$etcd_dir" "$crictl_dir" "$images_dir"
+coredns_dir="$(coredns_component "$COREDNS_VERSION")"
+flannel_dir="$(flannel_component)"
+assemble "$OUT" "$kube_dir" "$KUBERNETES_VERSION"
 # A second copy (hard links) at a stable path: `kubewright lab up` points the
 # inventories it writes here, wherever the repository was cloned.
 if [ "$OUT" != "$CACHE/latest" ]; then
-	assemble "$CACHE/latest" "$kube_dir" "$KUBERNETES_VERSION" "$etcd_dir" "$crictl_dir" "$images_dir"
+	assemble "$CACHE/latest" "$kube_dir" "$KUBERNETES_VERSION"
 fi
 
 if [ "${KUBEWRIGHT_BUILD_UPGRADE:-0}" = 1 ]; then
 	old_dir="$(kubernetes_component "$KUBERNETES_UPGRADE_FROM")"
-	assemble "$OUT-$KUBERNETES_UPGRADE_FROM" "$old_dir" "$KUBERNETES_UPGRADE_FROM" "$etcd_dir" "$crictl_dir" "$images_dir"
+	assemble "$OUT-$KUBERNETES_UPGRADE_FROM" "$old_dir" "$KUBERNETES_UPGRADE_FROM"
 fi
 
 mode=warm

@@ -11,6 +11,11 @@
 //	mkimage -ref registry.k8s.io/pause:3.10 -o pause.tar \
 //	    -file _build/pause:/pause:0755 -entrypoint /pause
 //
+// -tree SRC:DST copies a host directory (regular files with their permission
+// bits, symlinks as symlinks, subdirectories); the flannel image uses it for
+// Debian's iptables extension modules. -env PATH=... replaces the default
+// PATH (/usr/local/bin:/usr/bin:/bin) instead of adding a second one.
+//
 // It prints one JSON object: {"ref":..., "file":..., "digest":...}, where
 // digest is the image's config digest (its image ID, as `crictl images` shows
 // it); a registry manifest digest would depend on how the importer rewrites
@@ -25,8 +30,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +56,7 @@ type spec struct {
 	Ref        string
 	Out        string
 	Files      []fileSpec
+	Trees      []treeSpec
 	Links      []linkSpec
 	Entrypoint []string
 	Cmd        []string
@@ -61,6 +70,9 @@ type fileSpec struct {
 }
 
 type linkSpec struct{ Dst, Target string }
+
+// treeSpec is a host directory copied into the image at Dst.
+type treeSpec struct{ Src, Dst string }
 
 // result is what mkimage prints, for the artifact manifest.
 type result struct {
@@ -79,11 +91,12 @@ func main() {
 func run(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("mkimage", flag.ContinueOnError)
 	var s spec
-	var files, links, env listFlag
+	var files, trees, links, env listFlag
 	var entry, cmd string
 	fs.StringVar(&s.Ref, "ref", "", "image reference, e.g. registry.k8s.io/pause:3.10")
 	fs.StringVar(&s.Out, "o", "", "output tarball")
 	fs.Var(&files, "file", "SRC:DST[:MODE] file to add (repeatable; MODE octal, default 0755)")
+	fs.Var(&trees, "tree", "SRC:DST host directory to copy recursively, keeping modes and symlinks (repeatable)")
 	fs.Var(&links, "link", "DST=TARGET symlink to add (repeatable)")
 	fs.Var(&env, "env", "KEY=VALUE environment variable (repeatable)")
 	fs.StringVar(&entry, "entrypoint", "", "entrypoint, space separated")
@@ -101,6 +114,13 @@ func run(args []string, stdout io.Writer) error {
 		}
 		s.Files = append(s.Files, fsp)
 	}
+	for _, tr := range trees {
+		src, dst, ok := strings.Cut(tr, ":")
+		if !ok || src == "" || !path.IsAbs(dst) || strings.Contains(dst, ":") {
+			return fmt.Errorf("-tree %q: want SRC:/ABS/DST", tr)
+		}
+		s.Trees = append(s.Trees, treeSpec{Src: src, Dst: path.Clean(dst)})
+	}
 	for _, l := range links {
 		dst, target, ok := strings.Cut(l, "=")
 		if !ok || dst == "" || target == "" {
@@ -110,6 +130,11 @@ func run(args []string, stdout io.Writer) error {
 	}
 	s.Entrypoint = strings.Fields(entry)
 	s.Cmd = strings.Fields(cmd)
+	for _, e := range env {
+		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+			return fmt.Errorf("-env %q: want KEY=VALUE", e)
+		}
+	}
 	s.Env = env
 	epoch := int64(0)
 	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
@@ -172,7 +197,10 @@ func build(s spec) (result, error) {
 	cf.Created = v1.Time{Time: s.Created}
 	cf.Config.Entrypoint = s.Entrypoint
 	cf.Config.Cmd = s.Cmd
-	cf.Config.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin"}, s.Env...)
+	cf.Config.Env = s.Env
+	if !slices.ContainsFunc(s.Env, func(e string) bool { return strings.HasPrefix(e, "PATH=") }) {
+		cf.Config.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin"}, s.Env...)
+	}
 	cf.Config.User = "0"
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
@@ -237,6 +265,11 @@ func layerBytes(s spec) ([]byte, error) {
 			return nil, err
 		}
 	}
+	for _, t := range s.Trees {
+		if err := addTree(tw, t, s.Created, dirs, mkdirs); err != nil {
+			return nil, err
+		}
+	}
 	for _, l := range s.Links {
 		if err := mkdirs(l.Dst); err != nil {
 			return nil, err
@@ -250,4 +283,66 @@ func layerBytes(s spec) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// addTree writes host directory t.Src below t.Dst in lexical order: directories
+// and regular files with their permission bits, symlinks with their targets as
+// they are (relative ones keep working inside the image). Anything else is an
+// error. Owners and times are fixed like the rest of the layer.
+func addTree(tw *tar.Writer, t treeSpec, created time.Time, dirs map[string]bool, mkdirs func(string) error) error {
+	st, err := os.Stat(t.Src)
+	if err != nil {
+		return fmt.Errorf("-tree %s: %w", t.Src, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("-tree %s: not a directory", t.Src)
+	}
+	// The parents of Dst; Dst itself is written by the walk with Src's mode.
+	if err := mkdirs(t.Dst); err != nil {
+		return err
+	}
+	return filepath.WalkDir(t.Src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(t.Src, p)
+		if err != nil {
+			return err
+		}
+		dst := path.Join(t.Dst, filepath.ToSlash(rel))
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		h := &tar.Header{Name: strings.TrimPrefix(dst, "/"), Mode: int64(info.Mode().Perm()), ModTime: created, Format: tar.FormatPAX}
+		switch {
+		case d.IsDir():
+			if dirs[dst] {
+				return nil
+			}
+			dirs[dst] = true
+			h.Typeflag, h.Name = tar.TypeDir, h.Name+"/"
+			return tw.WriteHeader(h)
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			h.Typeflag, h.Linkname, h.Mode = tar.TypeSymlink, target, 0o777
+			return tw.WriteHeader(h)
+		case d.Type().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			h.Typeflag, h.Size = tar.TypeReg, int64(len(b))
+			if err := tw.WriteHeader(h); err != nil {
+				return err
+			}
+			_, err = tw.Write(b)
+			return err
+		default:
+			return fmt.Errorf("-tree %s: %s is a %v, want a directory, file or symlink", t.Src, p, d.Type())
+		}
+	})
 }
