@@ -25,6 +25,7 @@ cat <<EOM
 Try it:
   export KUBECONFIG=$state/clusters/$name/pki/admin.conf
   _output/artifacts/bin/kubectl get --raw /readyz
+  _output/artifacts/bin/kubectl get nodes,pods -A -o wide
   bin/kubewright lab status --name $name
 When done:
   bin/kubewright lab down --name $name

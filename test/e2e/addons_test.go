@@ -40,8 +40,15 @@ type addonLab struct {
 	inv      string
 }
 
+// pullGuard is the registry the variants' inventories name: the images this
+// lab cannot build are then pulled from the machine's own loopback, which
+// refuses at once, so no pull ever leaves the lab for a public registry. It
+// also proves the registry override reaches the live objects.
+const pullGuard = "127.0.0.1:1"
+
 // newAddonLab boots a one-master lab and writes its inventory with network
-// replaced by the given YAML block (indented for spec) and extra spec lines.
+// replaced by the given YAML block (indented for spec) and the registry
+// mirror set to pullGuard.
 func newAddonLab(t *testing.T, ctx context.Context, name, network string) *addonLab {
 	t.Helper()
 	m, l := newLab(t, ctx, name, 1, 0)
@@ -55,6 +62,7 @@ func newAddonLab(t *testing.T, ctx context.Context, name, network string) *addon
 		t.Fatalf("lab inventory has no %q block:\n%s", labNetwork, b)
 	}
 	a.inv = filepath.Join(t.TempDir(), "inventory.yaml")
+	network += "  registryMirror: http://" + pullGuard + "\n"
 	if err := os.WriteFile(a.inv, []byte(strings.Replace(string(b), labNetwork, network, 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +122,8 @@ func (a *addonLab) installExpectingPods(t *testing.T, ctx context.Context, workl
 	if !strings.Contains(r.out, "Image") && !strings.Contains(r.out, "image") {
 		t.Errorf("install's failure does not say the images are missing:\n%s", r.out)
 	}
+	lines := strings.Split(strings.TrimSpace(r.out), "\n")
+	t.Logf("install failed as expected after %s; its last lines:\n%s", r.duration.Round(time.Second), strings.Join(lines[max(0, len(lines)-12):], "\n"))
 	for _, bad := range []string{"apply failed", "is invalid", "no matches for kind"} {
 		if strings.Contains(r.out, bad) {
 			t.Errorf("an object was refused by the API server (%q):\n%s", bad, r.out)
@@ -136,6 +146,18 @@ func envOf(t *testing.T, ds *appsv1.DaemonSet, container, name string) string {
 	}
 	t.Errorf("DaemonSet %s: container %s has no env %s", ds.Name, container, name)
 	return ""
+}
+
+// checkImagesFrom asserts every container of ds runs an image from registry
+// (the inventory's registry override).
+func checkImagesFrom(t *testing.T, ds *appsv1.DaemonSet, registry string) {
+	t.Helper()
+	spec := ds.Spec.Template.Spec
+	for _, c := range append(spec.InitContainers, spec.Containers...) {
+		if !strings.HasPrefix(c.Image, registry+"/") {
+			t.Errorf("DaemonSet %s container %s image %s, want one from the registry override %s", ds.Name, c.Name, c.Image, registry)
+		}
+	}
 }
 
 func checkKubeDNSService(t *testing.T, ctx context.Context, cs kubernetes.Interface) {
@@ -197,6 +219,7 @@ func TestAddonsCalicoAndKubeDNS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		checkImagesFrom(t, ds, pullGuard)
 		if got := envOf(t, ds, "calico-node", "CALICO_IPV4POOL_CIDR"); got != "10.245.0.0/16" {
 			t.Errorf("CALICO_IPV4POOL_CIDR %q", got)
 		}
@@ -266,6 +289,7 @@ func TestAddonsWeaveAndNodeLocalDNS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		checkImagesFrom(t, ds, pullGuard)
 		if got := envOf(t, ds, "weave", "IPALLOC_RANGE"); got != "10.246.0.0/16" {
 			t.Errorf("IPALLOC_RANGE %q", got)
 		}
