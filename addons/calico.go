@@ -62,6 +62,16 @@ func renderCalico(p Params) ([]*unstructured.Unstructured, error) {
 	if err := setHostPath(Calico, ds, "cni-bin-dir", p.CNIBinDir); err != nil {
 		return nil, err
 	}
+	// install-cni copies calico's own builds of the standard plugins too;
+	// in a bin dir the OS package owns (Debian's /usr/lib/cni) they would
+	// overwrite what the distribution patches. Only calico's plugins go in.
+	if p.CNIBinDir != UpstreamCNIBinDir {
+		cni, err := container(Calico, ds, "install-cni")
+		if err != nil {
+			return nil, err
+		}
+		setEnv(cni, "SKIP_CNI_BINARIES", "bandwidth,bridge,dhcp,flannel,host-device,host-local,loopback,macvlan,portmap,ptp,sbr,static,tap,tuning,vlan,vrf")
+	}
 	node, err := container(Calico, ds, "calico-node")
 	if err != nil {
 		return nil, err

@@ -82,9 +82,9 @@ func prepareInstall(ctx context.Context, base, invPath string) (*prepared, error
 	if err != nil {
 		return nil, err
 	}
-	if err := src.VerifyAll(ctx); err != nil {
-		return nil, badInput(fmt.Errorf("artifacts failed verification, no host was touched: %w", err))
-	}
+	// What the manifest says is checked first: a download source fetches
+	// every file in VerifyAll, and a manifest that cannot work should not
+	// cost that.
 	if v := src.Manifest().KubernetesVersion; v != cl.Spec.Kubernetes.Version {
 		return nil, badInput(fmt.Errorf("%s: spec.kubernetes.version is %s but the artifacts are Kubernetes %s; fix: set spec.kubernetes.version: %s or point spec.artifacts at %s artifacts",
 			invPath, cl.Spec.Kubernetes.Version, v, v, cl.Spec.Kubernetes.Version))
@@ -95,6 +95,14 @@ func prepareInstall(ctx context.Context, base, invPath string) (*prepared, error
 			return nil, badInput(fmt.Errorf("spec.artifacts.source download: no host was touched: %w; fix: upstream releases carry no image tarballs, so install from source: dir (make artifacts) or source: bundle (kubewright bundle create)", err))
 		}
 		return nil, badInput(fmt.Errorf("spec.artifacts.path %s: no host was touched: %w; fix: rebuild them with `make artifacts`", cl.Spec.Artifacts.Path, err))
+	}
+	// Add-on settings (CIDRs, encapsulation, the Weave password variable)
+	// are checked now, not at the last play after the cluster is up.
+	if _, err := steps.RenderAddons(cl, src.Manifest()); err != nil {
+		return nil, badInput(fmt.Errorf("no host was touched: %w", err))
+	}
+	if err := src.VerifyAll(ctx); err != nil {
+		return nil, badInput(fmt.Errorf("artifacts failed verification, no host was touched: %w", err))
 	}
 	p.source = src
 	spec, err := pki.SpecFromCluster(cl)
@@ -143,6 +151,11 @@ func runInstall(cmd *cobra.Command, g *globalOptions, o *runOptions, playbook st
 	}
 	if addonsTimeout <= 0 {
 		return badInput(fmt.Errorf("--addons-timeout must be positive, got %s", addonsTimeout))
+	}
+	// The add-ons step also waits up to 2m for the API and 1m per CRD set;
+	// a step timeout below that would cut the rollout diagnosis short.
+	if o.stepTimeout > 0 && addonsTimeout+3*time.Minute > o.stepTimeout {
+		return badInput(fmt.Errorf("--addons-timeout %s does not fit in --step-timeout %s (the add-ons step needs up to 3m more); fix: raise --step-timeout to at least %s or lower --addons-timeout", addonsTimeout, o.stepTimeout, addonsTimeout+3*time.Minute))
 	}
 	pb, err := engine.ResolvePlaybook(playbook)
 	if err != nil {

@@ -38,3 +38,27 @@ func TestInstallRefusesArtifactsNodesCannotUse(t *testing.T) {
 		t.Errorf("PKI was generated before the artifacts check: %v", err)
 	}
 }
+
+// TestInstallAddonsTimeoutMustFitTheStepTimeout: a rollout wait the step
+// timeout would cut short is refused before anything is prepared.
+func TestInstallAddonsTimeoutMustFitTheStepTimeout(t *testing.T) {
+	state := t.TempDir()
+	_, _, err := bundleCLI(t, "install", "-i", "testdata/certs-inventory.yaml", "--state-dir", state, "--addons-timeout", "28m")
+	if code := exitCodeQuiet(err); code != exitBadInput || err == nil {
+		t.Fatalf("exit %d, want %d: %v", code, exitBadInput, err)
+	}
+	for _, want := range []string{"--addons-timeout 28m0s does not fit in --step-timeout 30m0s", "fix: raise --step-timeout to at least 31m0s"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if entries, _ := os.ReadDir(state); len(entries) != 0 {
+		t.Errorf("a refused flag still wrote to the state directory: %v", entries)
+	}
+	// With a step timeout that leaves room, the flag is accepted (install
+	// then stops at the inventory's missing artifacts, not at the flag).
+	_, _, err = bundleCLI(t, "install", "-i", "testdata/certs-inventory.yaml", "--state-dir", state, "--addons-timeout", "28m", "--step-timeout", "40m")
+	if err == nil || strings.Contains(err.Error(), "addons-timeout") {
+		t.Fatalf("accepted flags: %v", err)
+	}
+}

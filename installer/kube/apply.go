@@ -75,6 +75,9 @@ const (
 	ActionCreate Action = "create"
 	ActionUpdate Action = "update"
 	ActionDelete Action = "delete"
+	// ActionWait is a workload applied earlier that is not ready yet: Apply
+	// changes nothing about it but waits for its rollout.
+	ActionWait Action = "wait"
 )
 
 // ObjectChange is the outcome for one object: rendered objects in apply

@@ -165,6 +165,27 @@ func (a *Applier) WaitForRollouts(ctx context.Context, refs []ObjectRef) error {
 	return a.waitRollouts(ctx, items)
 }
 
+// NotReady returns, for every DaemonSet, Deployment and StatefulSet the
+// add-ons render, the ones not ready now, with their status summary. A plan
+// that finds no object to change still reports these, so a re-run after a
+// rollout timed out (or after a node joined) waits again instead of
+// reporting success.
+func (a *Applier) NotReady(ctx context.Context, addons []AddonSet) []ObjectChange {
+	var out []ObjectChange
+	for _, set := range addons {
+		for _, o := range set.Objects {
+			ref := RefOf(o)
+			if !isWorkload(ref) {
+				continue
+			}
+			if st := a.workloadStatus(ctx, ref); !st.ready {
+				out = append(out, ObjectChange{Addon: set.Name, Ref: ref, Action: ActionWait, Fields: []string{st.summary}})
+			}
+		}
+	}
+	return out
+}
+
 type workloadState struct {
 	ready    bool
 	summary  string

@@ -57,6 +57,11 @@ func AddonParams(c *inventory.Cluster, m *artifacts.Manifest) (addons.Params, er
 			}
 		}
 	}
+	if p.NodeLocalDNS && p.ProxyMode == "ipvs" {
+		// In ipvs mode node-local-dns cannot take over the kube-dns IP, so
+		// kubelets would have to point pods at 169.254.20.10 instead.
+		return p, fmt.Errorf("%s: spec.dns.nodeLocalDNS with spec.kubernetes.proxyMode ipvs needs the kubelets' clusterDNS set to %s, which kubewright does not do yet; fix: use proxyMode iptables, or set nodeLocalDNS: false", inventoryName(c), addons.NodeLocalDNSIP)
+	}
 	if env := c.Spec.Network.WeavePasswordEnv; env != "" && p.Plugin == addons.Weave {
 		v := os.Getenv(env)
 		if v == "" {
@@ -67,20 +72,32 @@ func AddonParams(c *inventory.Cluster, m *artifacts.Manifest) (addons.Params, er
 	return p, nil
 }
 
-// renderAddons renders the inventory's add-ons as apply sets. The network
-// add-on records its plugin so a later run can refuse a plugin change.
-func renderAddons(t *engine.Target) ([]kube.AddonSet, error) {
-	var m *artifacts.Manifest
-	if src, err := sharedSource(t); err == nil {
-		m = src.Manifest()
-	}
-	p, err := AddonParams(t.Cluster, m)
+// RenderAddons renders the inventory's add-ons with the artifacts' images.
+// install calls it before any host is touched, so a bad add-on setting stops
+// the run at once instead of after the cluster is up.
+func RenderAddons(c *inventory.Cluster, m *artifacts.Manifest) ([]addons.Addon, error) {
+	p, err := AddonParams(c, m)
 	if err != nil {
 		return nil, err
 	}
 	rendered, err := addons.Render(p)
 	if err != nil {
-		return nil, fmt.Errorf("render add-ons from %s: %w", inventoryName(t.Cluster), err)
+		return nil, fmt.Errorf("render add-ons from %s: %w", inventoryName(c), err)
+	}
+	return rendered, nil
+}
+
+// renderAddons renders the inventory's add-ons as apply sets. Without the
+// run's artifacts it fails rather than fall back to upstream image refs,
+// which would roll the nodes onto images they never imported.
+func renderAddons(t *engine.Target) ([]kube.AddonSet, error) {
+	src, err := sharedSource(t)
+	if err != nil {
+		return nil, err
+	}
+	rendered, err := RenderAddons(t.Cluster, src.Manifest())
+	if err != nil {
+		return nil, err
 	}
 	sets := make([]kube.AddonSet, 0, len(rendered))
 	for _, a := range rendered {
@@ -215,8 +232,14 @@ func (s Addons) Plan(ctx context.Context, t *engine.Target) ([]engine.Change, er
 	if err != nil {
 		return nil, err
 	}
+	changed := res.Changed()
+	if len(changed) == 0 {
+		// Nothing to apply, but a workload not ready (a rollout that timed
+		// out last run, a node that just joined) is still this step's job.
+		changed = a.NotReady(ctx, sets)
+	}
 	var out []engine.Change
-	for _, c := range res.Changed() {
+	for _, c := range changed {
 		ch := engine.Change{Action: string(c.Action), Object: c.Addon + ": " + c.Ref.String()}
 		if len(c.Fields) > 0 {
 			ch.Detail = strings.Join(c.Fields, ", ")

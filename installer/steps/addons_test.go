@@ -6,6 +6,7 @@ import (
 
 	"github.com/kubewright/kubewright/addons"
 	"github.com/kubewright/kubewright/installer/artifacts"
+	"github.com/kubewright/kubewright/installer/engine"
 	"github.com/kubewright/kubewright/installer/inventory"
 	"github.com/kubewright/kubewright/installer/kube"
 )
@@ -144,5 +145,32 @@ func TestWithRemovedAddonsPrunesSwitchedOff(t *testing.T) {
 	}
 	if strings.Join(names, ",") != "flannel,coredns,nodelocaldns" {
 		t.Errorf("sets %v, want flannel,coredns,nodelocaldns (an empty set prunes what the record lists)", names)
+	}
+}
+
+func TestAddonParamsRefusesNodeLocalDNSWithIPVS(t *testing.T) {
+	c := addonCluster("flannel", "coredns")
+	c.Spec.DNS.NodeLocalDNS = true
+	c.Spec.Kubernetes.ProxyMode = "ipvs"
+	_, err := AddonParams(c, nil)
+	if err == nil || !strings.Contains(err.Error(), "inv.yaml: spec.dns.nodeLocalDNS with spec.kubernetes.proxyMode ipvs") || !strings.Contains(err.Error(), "fix: use proxyMode iptables") {
+		t.Fatalf("nodeLocalDNS with ipvs: %v", err)
+	}
+	c.Spec.Kubernetes.ProxyMode = "iptables"
+	if _, err := AddonParams(c, nil); err != nil {
+		t.Fatalf("nodeLocalDNS with iptables: %v", err)
+	}
+}
+
+func TestAddonsStepNeedsTheRunsArtifacts(t *testing.T) {
+	tg := &engine.Target{Cluster: addonCluster("flannel", "coredns")}
+	if _, err := renderAddons(tg); err == nil || !strings.Contains(err.Error(), "no artifacts source") {
+		t.Fatalf("without artifacts: %v (must not fall back to upstream images)", err)
+	}
+	tg.Shared = engine.NewSharedData()
+	tg.Shared.Set(SharedArtifacts, nodeArtifacts(t))
+	sets, err := renderAddons(tg)
+	if err != nil || len(sets) != 2 || sets[0].Name != "flannel" || sets[1].Name != "coredns" {
+		t.Fatalf("with artifacts: %v %v", sets, err)
 	}
 }

@@ -11,10 +11,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -114,17 +116,20 @@ func (a *addonLab) installExpectingPods(t *testing.T, ctx context.Context, workl
 		t.Fatalf("install exit %d, want 1 (the add-on pods cannot start without their images):\n%s", r.code, r.out)
 	}
 	for _, w := range workloads {
-		if !strings.Contains(r.out, w) {
-			t.Errorf("install's failure does not name %s:\n%s", w, r.out)
+		if !strings.Contains(r.out, "kube-system/"+w+" not ready after") {
+			t.Errorf("install's failure does not name %s as not ready:\n%s", w, r.out)
 		}
 	}
-	// The reason comes from the pods: no image to run.
-	if !strings.Contains(r.out, "Image") && !strings.Contains(r.out, "image") {
-		t.Errorf("install's failure does not say the images are missing:\n%s", r.out)
+	// The reason comes from the pods: the images cannot be pulled.
+	if !strings.Contains(r.out, "ImagePullBackOff") && !strings.Contains(r.out, "ErrImagePull") {
+		t.Errorf("install's failure does not say the images cannot be pulled:\n%s", r.out)
 	}
 	lines := strings.Split(strings.TrimSpace(r.out), "\n")
 	t.Logf("install failed as expected after %s; its last lines:\n%s", r.duration.Round(time.Second), strings.Join(lines[max(0, len(lines)-12):], "\n"))
-	for _, bad := range []string{"apply failed", "is invalid", "no matches for kind"} {
+	if m := regexp.MustCompile(`add-on [a-z-]+: apply [A-Z]\S* \S+`).FindString(r.out); m != "" {
+		t.Errorf("the API server refused an object (%s):\n%s", m, r.out)
+	}
+	for _, bad := range []string{"is invalid", "no matches for kind", "not Established"} {
 		if strings.Contains(r.out, bad) {
 			t.Errorf("an object was refused by the API server (%q):\n%s", bad, r.out)
 		}
@@ -317,7 +322,8 @@ func TestAddonsWeaveAndNodeLocalDNS(t *testing.T) {
 	})
 
 	t.Run("the Weave password appears in no output, journal or log", func(t *testing.T) {
-		if strings.Contains(r.out, password) {
+		encoded := base64.StdEncoding.EncodeToString([]byte(password))
+		if strings.Contains(r.out, password) || strings.Contains(r.out, encoded) {
 			t.Errorf("install printed the Weave password")
 		}
 		runs := filepath.Join(a.stateDir, "clusters", a.lab.Name, "runs")
@@ -329,8 +335,8 @@ func TestAddonsWeaveAndNodeLocalDNS(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if strings.Contains(string(b), password) {
-				t.Errorf("%s contains the Weave password", p)
+			if strings.Contains(string(b), password) || strings.Contains(string(b), encoded) {
+				t.Errorf("%s contains the Weave password (or its base64)", p)
 			}
 			return nil
 		})
@@ -345,9 +351,15 @@ func TestAddonsWeaveAndNodeLocalDNS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// iptables mode: it answers on the link-local address and on the
+		// kube-dns Service IP itself, and forwards misses to kube-dns'
+		// pods through the kube-dns-upstream Service.
 		args := strings.Join(ds.Spec.Template.Spec.Containers[0].Args, " ")
-		if !strings.Contains(args, "169.254.20.10") {
-			t.Errorf("node-local-dns args %q do not name 169.254.20.10", args)
+		if !strings.Contains(args, "-localip 169.254.20.10,10.96.0.10") || !strings.Contains(args, "-upstreamsvc kube-dns-upstream") {
+			t.Errorf("node-local-dns args %q: want -localip 169.254.20.10,10.96.0.10 and -upstreamsvc kube-dns-upstream", args)
+		}
+		if _, err := cs.CoreV1().Services("kube-system").Get(ctx, "kube-dns-upstream", metav1.GetOptions{}); err != nil {
+			t.Errorf("kube-dns-upstream Service: %v", err)
 		}
 		cm, err := cs.CoreV1().ConfigMaps("kube-system").Get(ctx, "node-local-dns", metav1.GetOptions{})
 		if err != nil {
@@ -377,6 +389,19 @@ func TestAddonsWeaveAndNodeLocalDNS(t *testing.T) {
 		}
 		if _, err := cs.CoreV1().ConfigMaps("kube-system").Get(ctx, "node-local-dns", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("node-local-dns ConfigMap still there after switching it off (err %v)", err)
+		}
+		if _, err := cs.CoreV1().Services("kube-system").Get(ctx, "kube-dns-upstream", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("kube-dns-upstream Service still there after switching NodeLocal DNSCache off (err %v)", err)
+		}
+		rec, err := kube.ReadRecord(ctx, cs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(rec.Addons["nodelocaldns"].Objects); n != 0 {
+			t.Errorf("the add-on record still lists %d nodelocaldns objects", n)
+		}
+		if len(rec.Addons["weave"].Objects) == 0 || len(rec.Addons["coredns"].Objects) == 0 {
+			t.Errorf("the add-on record lost weave or coredns: %+v", rec.Addons)
 		}
 		for _, name := range []string{"weave-net"} {
 			if _, err := cs.AppsV1().DaemonSets("kube-system").Get(ctx, name, metav1.GetOptions{}); err != nil {
