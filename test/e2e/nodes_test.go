@@ -355,10 +355,9 @@ func TestNodesJoin(t *testing.T) {
 	})
 }
 
-// stepDuration is the longest time step took on any host in the newest
-// run's journal (steps such as addons act on one host and return at once
-// on the others).
-func stepDuration(t *testing.T, clusterDir, step string) time.Duration {
+// newestJournal returns the path and content of the cluster's newest run
+// journal (run directories are named by their UTC start time).
+func newestJournal(t *testing.T, clusterDir string) (string, []byte) {
 	t.Helper()
 	runs, err := filepath.Glob(filepath.Join(clusterDir, "runs", "*", "journal.json"))
 	if err != nil || len(runs) == 0 {
@@ -369,6 +368,15 @@ func stepDuration(t *testing.T, clusterDir, step string) time.Duration {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return runs[len(runs)-1], b
+}
+
+// stepDuration is the longest time step took on any host in the newest
+// run's journal (steps such as addons act on one host and return at once
+// on the others).
+func stepDuration(t *testing.T, clusterDir, step string) time.Duration {
+	t.Helper()
+	path, b := newestJournal(t, clusterDir)
 	var j struct {
 		Hosts []struct {
 			Steps []struct {
@@ -394,7 +402,7 @@ func stepDuration(t *testing.T, clusterDir, step string) time.Duration {
 		}
 	}
 	if !ran {
-		t.Fatalf("step %s did not run in %s", step, runs[len(runs)-1])
+		t.Fatalf("step %s did not run in %s", step, path)
 	}
 	return longest
 }
@@ -404,15 +412,7 @@ func stepDuration(t *testing.T, clusterDir, step string) time.Duration {
 // 5 lab hosts are there.
 func journalChanges(t *testing.T, clusterDir string) map[string][]string {
 	t.Helper()
-	runs, err := filepath.Glob(filepath.Join(clusterDir, "runs", "*", "journal.json"))
-	if err != nil || len(runs) == 0 {
-		t.Fatalf("no journal in %s: %v", clusterDir, err)
-	}
-	sort.Strings(runs)
-	b, err := os.ReadFile(runs[len(runs)-1])
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, b := newestJournal(t, clusterDir)
 	var j struct {
 		Hosts []struct {
 			Name  string `json:"name"`
@@ -438,7 +438,7 @@ func journalChanges(t *testing.T, clusterDir string) map[string][]string {
 		}
 	}
 	if len(got) != 5 {
-		t.Fatalf("journal %s lists %d hosts, want 5", runs[len(runs)-1], len(got))
+		t.Fatalf("journal %s lists %d hosts, want 5", path, len(got))
 	}
 	return got
 }
