@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,20 +35,6 @@ func downloadInventory(t *testing.T, version, mirror string) *inventory.Cluster 
 
 var downloadRelease = artifactstest.Release{KubernetesVersion: "v1.37.2", EtcdVersion: "v3.7.3", CrictlVersion: "v1.37.0",
 	KubernetesBinaries: artifacts.KubernetesBinaries, EtcdBinaries: artifacts.EtcdBinaries}
-
-func readArtifact(t *testing.T, src artifacts.Source, name string) []byte {
-	t.Helper()
-	rc, err := src.Open(context.Background(), name)
-	if err != nil {
-		t.Fatalf("open %s: %v", name, err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatalf("read %s: %v", name, err)
-	}
-	return b
-}
 
 // TestOpenDownloadArtifacts serves a mirror of the upstream releases on
 // loopback (spec.artifacts.url) and checks what install relies on: every
@@ -87,7 +72,7 @@ func TestOpenDownloadArtifacts(t *testing.T) {
 		if f.SHA256 != artifactstest.Sum(content[f.Name]) || f.Size != int64(len(content[f.Name])) {
 			t.Errorf("%s: manifest sha256 %s size %d, not the verified download", f.Name, f.SHA256, f.Size)
 		}
-		if b := readArtifact(t, src, f.Name); !bytes.Equal(b, content[f.Name]) {
+		if b := artifactstest.ReadFile(t, src, f.Name); !bytes.Equal(b, content[f.Name]) {
 			t.Errorf("%s: read %d bytes, want the %d published", f.Name, len(b), len(content[f.Name]))
 		}
 		// One line per download; etcd's three binaries share one archive.

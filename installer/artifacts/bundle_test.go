@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubewright/kubewright/installer/artifacts/artifactstest"
 )
 
 func createTestBundle(t *testing.T) (string, *Manifest) {
@@ -109,7 +111,7 @@ func TestBundleCreateVerifyExtract(t *testing.T) {
 		t.Fatalf("extracted directory does not verify: %v", err)
 	}
 	for name, want := range testFiles {
-		if b := readAll(t, d, name); !bytes.Equal(b, want) {
+		if b := artifactstest.ReadFile(t, d, name); !bytes.Equal(b, want) {
 			t.Errorf("%s: %q, want %q", name, b, want)
 		}
 	}
@@ -268,7 +270,7 @@ func TestCreateBundleFromUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"kubelet", "etcdctl", "crictl"} {
-		if b := readAll(t, d, name); !bytes.Equal(b, content[name]) {
+		if b := artifactstest.ReadFile(t, d, name); !bytes.Equal(b, content[name]) {
 			t.Errorf("%s differs after upstream -> bundle -> directory", name)
 		}
 	}

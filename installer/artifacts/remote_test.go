@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -52,20 +51,6 @@ func newTestRemote(t *testing.T, s *upstreamServer, cache string) *Remote {
 	return r
 }
 
-func readAll(t *testing.T, src Source, name string) []byte {
-	t.Helper()
-	rc, err := src.Open(context.Background(), name)
-	if err != nil {
-		t.Fatalf("open %s: %v", name, err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatalf("read %s: %v", name, err)
-	}
-	return b
-}
-
 func TestRemoteDownloadsVerifiesAndCaches(t *testing.T) {
 	s := newUpstreamServer(t)
 	content := s.release(t)
@@ -76,7 +61,7 @@ func TestRemoteDownloadsVerifiesAndCaches(t *testing.T) {
 		t.Fatalf("VerifyAll: %v", err)
 	}
 	for name, want := range content {
-		if got := readAll(t, r, name); !bytes.Equal(got, want) {
+		if got := artifactstest.ReadFile(t, r, name); !bytes.Equal(got, want) {
 			t.Errorf("%s: got %d bytes, want %d", name, len(got), len(want))
 		}
 	}
@@ -239,7 +224,7 @@ func TestRemoteResumesPartialDownload(t *testing.T) {
 			content := s.release(t)[name]
 			r := newTestRemote(t, s, t.TempDir())
 			tc.setup(s, r, content)
-			if got := readAll(t, r, name); !bytes.Equal(got, content) {
+			if got := artifactstest.ReadFile(t, r, name); !bytes.Equal(got, content) {
 				t.Fatalf("content differs after resume: %d bytes, want %d", len(got), len(content))
 			}
 			var gets []string
