@@ -179,7 +179,7 @@ func checkKubeDNSService(t *testing.T, ctx context.Context, cs kubernetes.Interf
 func TestAddonsCalicoAndKubeDNS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), addonVariantTimeout)
 	defer cancel()
-	a := newAddonLab(t, ctx, "e2ecalico", "  network:\n    plugin: calico\n    podCIDR: 10.245.0.0/16\n    mtu: 1400\n    encapsulation: ipip\n  dns:\n    provider: kube-dns\n")
+	a := newAddonLab(t, ctx, "calic", "  network:\n    plugin: calico\n    podCIDR: 10.245.0.0/16\n    mtu: 1400\n    encapsulation: ipip\n  dns:\n    provider: kube-dns\n")
 	a.installExpectingPods(t, ctx, "calico-node", "kube-dns")
 	cs, dyn := a.clients(t)
 
@@ -285,7 +285,7 @@ func TestAddonsWeaveAndNodeLocalDNS(t *testing.T) {
 	defer cancel()
 	const password = "e2e-weave-Pa55word-not-for-logs"
 	t.Setenv("KW_E2E_WEAVE_PASSWORD", password)
-	a := newAddonLab(t, ctx, "e2eweave", "  network:\n    plugin: weave\n    podCIDR: 10.246.0.0/16\n    mtu: 1300\n    weavePasswordEnv: KW_E2E_WEAVE_PASSWORD\n  dns:\n    nodeLocalDNS: true\n")
+	a := newAddonLab(t, ctx, "weave", "  network:\n    plugin: weave\n    podCIDR: 10.246.0.0/16\n    mtu: 1300\n    weavePasswordEnv: KW_E2E_WEAVE_PASSWORD\n  dns:\n    nodeLocalDNS: true\n")
 	r := a.installExpectingPods(t, ctx, "weave-net", "node-local-dns")
 	cs, _ := a.clients(t)
 

@@ -36,7 +36,7 @@ func certSerial(t *testing.T, ctx context.Context, c *cpCluster, machine, path s
 func TestCerts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), controlPlaneTimeout)
 	defer cancel()
-	m, l := newLab(t, ctx, "e2ecert", 3, 0)
+	m, l := newLab(t, ctx, "cert", 3, 0)
 	stateDir := filepath.Dir(filepath.Dir(m.Dir(l.Name)))
 	c := &cpCluster{m: m, lab: l, stateDir: stateDir, inv: l.Inventory, hosts: map[string]remote.Host{}, addrs: map[string]string{}}
 	defer c.close()

@@ -255,7 +255,7 @@ func (c *cpCluster) dump(t *testing.T) {
 func TestControlPlane(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), controlPlaneTimeout)
 	defer cancel()
-	m, l := newLab(t, ctx, "e2ecp", 3, 0)
+	m, l := newLab(t, ctx, "cp", 3, 0)
 	// The lab's state dir is kubewright's state dir for this test.
 	stateDir := filepath.Dir(filepath.Dir(m.Dir(l.Name)))
 	c := &cpCluster{m: m, lab: l, stateDir: stateDir, hosts: map[string]remote.Host{}, addrs: map[string]string{}}

@@ -8,6 +8,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,10 +23,40 @@ import (
 
 const labTestTimeout = 12 * time.Minute
 
-// newLab brings a lab up in a private state dir and always takes it down,
-// failing the test if anything of it is left on the host.
-func newLab(t *testing.T, ctx context.Context, name string, masters, workers int) (*lab.Manager, *lab.Lab) {
+// runSuffix makes this test process's lab names its own. Lab names become
+// host-wide interface, namespace and machine names, so two runs on one host
+// (a CI run next to a developer's, or one started while a killed run's labs
+// are still being torn down) would otherwise find each other's labs as
+// "leftovers" and fail at once.
+var runSuffix = func() string {
+	const digits = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("reading random bytes for lab names: %v", err))
+	}
+	for i := range b {
+		b[i] = digits[int(b[i])%len(digits)]
+	}
+	return string(b)
+}()
+
+// labName is base (at most 5 characters) plus this run's suffix: a valid lab
+// name of at most 9 characters.
+func labName(t *testing.T, base string) string {
 	t.Helper()
+	name := base + runSuffix
+	if err := lab.ValidateName(name); err != nil {
+		t.Fatalf("test lab base name %q: %v", base, err)
+	}
+	return name
+}
+
+// newLab brings a lab up in a private state dir and always takes it down,
+// failing the test if anything of it is left on the host. The lab's name is
+// base plus this run's suffix (see labName); l.Name has it.
+func newLab(t *testing.T, ctx context.Context, base string, masters, workers int) (*lab.Manager, *lab.Lab) {
+	t.Helper()
+	name := labName(t, base)
 	if os.Geteuid() != 0 {
 		t.Fatal("lab e2e tests need root (network namespaces, cgroups, systemd-nspawn)")
 	}
@@ -103,7 +134,7 @@ func run(ctx context.Context, h *remote.SSHHost, cmd string) (string, error) {
 func TestLabFiveMachines(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), labTestTimeout)
 	defer cancel()
-	m, l := newLab(t, ctx, "e2efive", 3, 2)
+	m, l := newLab(t, ctx, "five", 3, 2)
 	if len(l.Machines) != 5 {
 		t.Fatalf("got %d machines, want 5", len(l.Machines))
 	}
@@ -111,7 +142,7 @@ func TestLabFiveMachines(t *testing.T) {
 	if err != nil {
 		t.Fatalf("inventory: %v", err)
 	}
-	for _, want := range []string{"kind: Cluster", "vip: " + l.VIP, "e2efive-master3", "e2efive-worker2", "keyFile: " + l.KeyFile} {
+	for _, want := range []string{"kind: Cluster", "vip: " + l.VIP, l.Name + "-master3", l.Name + "-worker2", "keyFile: " + l.KeyFile} {
 		if !strings.Contains(string(inv), want) {
 			t.Errorf("inventory lacks %q:\n%s", want, inv)
 		}
@@ -231,7 +262,7 @@ func TestLabFiveMachines(t *testing.T) {
 			if r := kw(t, ctx, stateDir, "lab", "ssh", "--name", l.Name, ms.Name, "--", "true"); r.code != 0 {
 				t.Errorf("lab ssh %s -- true: exit %d\n%s", ms.Name, r.code, r.out)
 			}
-			// The short name (master1 for e2efive-master1) reaches the same machine.
+			// The short name (master1 for LAB-master1) reaches the same machine.
 			short := strings.TrimPrefix(ms.Name, l.Name+"-")
 			r := kw(t, ctx, stateDir, "lab", "ssh", "--name", l.Name, short, "hostname")
 			if r.code != 0 || strings.TrimSpace(r.out) != ms.Name {
@@ -252,7 +283,7 @@ func TestLabFiveMachines(t *testing.T) {
 func TestLabUpIsIdempotent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), labTestTimeout)
 	defer cancel()
-	m, first := newLab(t, ctx, "e2eidem", 1, 1)
+	m, first := newLab(t, ctx, "idem", 1, 1)
 	if first.AlreadyRunning {
 		t.Fatal("first up reported an already running lab")
 	}
@@ -263,7 +294,7 @@ func TestLabUpIsIdempotent(t *testing.T) {
 	inv1, _ := os.ReadFile(first.Inventory)
 	kh1, _ := os.ReadFile(first.KnownHosts)
 
-	second, err := m.Up(ctx, lab.UpOptions{Name: "e2eidem", Masters: 1, Workers: 1})
+	second, err := m.Up(ctx, lab.UpOptions{Name: first.Name, Masters: 1, Workers: 1})
 	if err != nil {
 		t.Fatalf("second up: %v", err)
 	}
@@ -281,7 +312,7 @@ func TestLabUpIsIdempotent(t *testing.T) {
 		t.Error("second up changed the inventory or known_hosts")
 	}
 
-	if _, err := m.Up(ctx, lab.UpOptions{Name: "e2eidem", Masters: 2, Workers: 1}); err == nil || !strings.Contains(err.Error(), "lab down") {
+	if _, err := m.Up(ctx, lab.UpOptions{Name: first.Name, Masters: 2, Workers: 1}); err == nil || !strings.Contains(err.Error(), "lab down") {
 		t.Errorf("reshaping an existing lab: got %v, want an error telling to run lab down", err)
 	}
 
@@ -297,7 +328,7 @@ func TestLabUpIsIdempotent(t *testing.T) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		st, err := m.Status(ctx, "e2eidem")
+		st, err := m.Status(ctx, first.Name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -309,7 +340,7 @@ func TestLabUpIsIdempotent(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	third, err := m.Up(ctx, lab.UpOptions{Name: "e2eidem", Masters: 1, Workers: 1})
+	third, err := m.Up(ctx, lab.UpOptions{Name: first.Name, Masters: 1, Workers: 1})
 	if err != nil {
 		t.Fatalf("up after a machine died: %v", err)
 	}

@@ -69,7 +69,7 @@ func nodesKW(t *testing.T, ctx context.Context, stateDir string, args ...string)
 func TestNodesJoin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), nodesTimeout)
 	defer cancel()
-	m, l := newLab(t, ctx, "e2enodes", 3, 2)
+	m, l := newLab(t, ctx, "nodes", 3, 2)
 	stateDir := filepath.Dir(filepath.Dir(m.Dir(l.Name)))
 	arts := nodesRepoPath(t, "_output/artifacts", "KUBEWRIGHT_ARTIFACTS_DIR")
 
