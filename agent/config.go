@@ -182,7 +182,9 @@ func (c *Config) Defaults() {
 // Validate reports every problem at once, naming the field and the fix.
 func (c *Config) Validate(path string) error {
 	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("%s: "+format, append([]any{path}, a...)...)) }
+	bad := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{path}, a...)...))
+	}
 	if c.NodeName == "" {
 		bad("nodeName is empty: set it to this node's name in the cluster")
 	}
