@@ -91,7 +91,10 @@ func (n *NodeConditions) Sync(ctx context.Context, statuses []CheckStatus) error
 		}
 		c.Message = truncate(c.Message, 1024)
 		want[c.Type] = c
-		sig[c.Type] = string(c.Status) + "|" + c.Reason + "|" + c.Message
+		// Status and reason decide when to write at once; a message with
+		// live numbers ("61% available") is refreshed with the heartbeat,
+		// not on every tick.
+		sig[c.Type] = string(c.Status) + "|" + c.Reason
 	}
 	if n.Heartbeat == 0 {
 		n.Heartbeat = 30 * time.Second

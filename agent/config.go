@@ -91,12 +91,17 @@ type Endpoints struct {
 	CACert          string `yaml:"caCert"` // cluster CA, to verify the local apiserver
 	VIP             string `yaml:"vip"`
 	VIPInterface    string `yaml:"vipInterface"`
-	HAProxyStats    string `yaml:"haproxyStats,omitempty"` // haproxy stats socket or URL
-	ClusterDNS      string `yaml:"clusterDNS"`             // the kube-dns Service IP
-	ClusterDomain   string `yaml:"clusterDomain"`
-	KubeletDir      string `yaml:"kubeletDir"`    // /var/lib/kubelet
-	ContainerdDir   string `yaml:"containerdDir"` // /var/lib/containerd
-	PKIDir          string `yaml:"pkiDir"`        // /etc/kubernetes/pki
+	// HAProxyFrontend is the local haproxy's listen address (masters),
+	// APIServers every master's apiserver host:port (haproxy's backends),
+	// EtcdMembers every etcd member's client URL (the quorum check).
+	HAProxyFrontend string   `yaml:"haproxyFrontend,omitempty"`
+	APIServers      []string `yaml:"apiservers,omitempty"`
+	EtcdMembers     []string `yaml:"etcdMembers,omitempty"`
+	ClusterDNS      string   `yaml:"clusterDNS"` // the kube-dns Service IP
+	ClusterDomain   string   `yaml:"clusterDomain"`
+	KubeletDir      string   `yaml:"kubeletDir"`    // /var/lib/kubelet
+	ContainerdDir   string   `yaml:"containerdDir"` // /var/lib/containerd
+	PKIDir          string   `yaml:"pkiDir"`        // /etc/kubernetes/pki
 }
 
 // Duration is a time.Duration written as "10s" in YAML.
