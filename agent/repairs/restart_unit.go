@@ -19,7 +19,9 @@ type RestartUnit struct {
 	Run  Runner
 }
 
-func (r RestartUnit) Name() string                  { return "restart-" + unitBase(r.Unit) }
-func (r RestartUnit) Scope() agent.Scope            { return r.In }
-func (r RestartUnit) Units() []string               { return []string{r.Unit} }
-func (r RestartUnit) Act(ctx context.Context) error { return restartAndWait(ctx, r.Run, r.Unit, r.Wait) }
+func (r RestartUnit) Name() string       { return "restart-" + unitBase(r.Unit) }
+func (r RestartUnit) Scope() agent.Scope { return r.In }
+func (r RestartUnit) Units() []string    { return []string{r.Unit} }
+func (r RestartUnit) Act(ctx context.Context) error {
+	return restartAndWait(ctx, r.Run, r.Unit, r.Wait)
+}

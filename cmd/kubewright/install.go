@@ -23,7 +23,7 @@ import (
 func newInstallCmd(g *globalOptions) *cobra.Command {
 	o := &runOptions{}
 	var dryRun, force bool
-	var playbook string
+	var playbook, agentBinary string
 	var addonsTimeout time.Duration
 	c := &cobra.Command{
 		Use:   "install -i FILE",
@@ -32,7 +32,8 @@ func newInstallCmd(g *globalOptions) *cobra.Command {
 kube-apiserver, controller-manager and scheduler as systemd units, haproxy and
 keepalived holding the control-plane VIP, then every host (masters and
 workers) joined as a node: containerd with the artifacts' images imported,
-kubelet joined through TLS bootstrap with a short-lived token, kube-proxy;
+kubelet joined through TLS bootstrap with a short-lived token, kube-proxy,
+and kubewright-agent (the node's health checks and repairs, see docs/AGENT.md);
 then the add-ons through the VIP with server-side apply: the network plugin
 (spec.network.plugin), cluster DNS (spec.dns) and, if enabled, NodeLocal
 DNSCache, waiting until their DaemonSets and Deployments are ready.
@@ -49,7 +50,7 @@ names the file; --force replaces it. Changing spec.network.plugin or
 spec.dns.provider of an installed cluster is refused.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runInstall(cmd, g, o, playbook, dryRun, force, addonsTimeout)
+			return runInstall(cmd, g, o, installFlags{playbook: playbook, agentBinary: agentBinary, dryRun: dryRun, force: force, addonsTimeout: addonsTimeout})
 		},
 	}
 	o.addFlags(c)
@@ -57,7 +58,29 @@ spec.dns.provider of an installed cluster is refused.`,
 	c.Flags().BoolVar(&force, "force", false, "replace configuration files kubewright did not write (e.g. /etc/containerd/config.toml) instead of stopping")
 	c.Flags().StringVar(&playbook, "playbook", "install", "playbook to run (embedded name or path); for custom install flows")
 	c.Flags().DurationVar(&addonsTimeout, "addons-timeout", steps.DefaultAddonsTimeout, "how long to wait for the add-ons' DaemonSets and Deployments to be ready; on timeout install fails naming each one and why")
+	c.Flags().StringVar(&agentBinary, "agent-binary", "", "the `PATH` of the kubewright-agent executable to install on every node, built for the nodes' OS and architecture (default: kubewright-agent beside this kubewright executable, as make build puts it)")
+	_ = c.MarkFlagFilename("agent-binary")
 	return c
+}
+
+// installFlags are install's own flags besides the shared run options.
+type installFlags struct {
+	playbook, agentBinary string
+	dryRun, force         bool
+	addonsTimeout         time.Duration
+}
+
+// usesStep reports whether any play of pb runs the named step: only then
+// does install need what that step needs (the agent binary).
+func usesStep(pb *engine.Playbook, name string) bool {
+	for _, p := range pb.Plays {
+		for _, s := range p.Steps {
+			if s.Name == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // prepared is what install readies on the operator's machine before any
@@ -145,7 +168,8 @@ func openArtifacts(ctx context.Context, cl *inventory.Cluster, stateDir string) 
 	}
 }
 
-func runInstall(cmd *cobra.Command, g *globalOptions, o *runOptions, playbook string, dryRun, force bool, addonsTimeout time.Duration) error {
+func runInstall(cmd *cobra.Command, g *globalOptions, o *runOptions, f installFlags) error {
+	playbook, dryRun, force, addonsTimeout := f.playbook, f.dryRun, f.force, f.addonsTimeout
 	if o.concurrency < 1 {
 		return badInput(fmt.Errorf("--concurrency must be at least 1, got %d", o.concurrency))
 	}
@@ -166,6 +190,9 @@ func runInstall(cmd *cobra.Command, g *globalOptions, o *runOptions, playbook st
 	if err := pb.Validate(reg); err != nil {
 		return badInput(err)
 	}
+	if f.agentBinary != "" && !usesStep(pb, "agent") {
+		return badInput(fmt.Errorf("--agent-binary %s: playbook %s has no agent step to install it", f.agentBinary, pb.Name))
+	}
 	base, err := labStateDir(g)
 	if err != nil {
 		return err
@@ -180,6 +207,17 @@ func runInstall(cmd *cobra.Command, g *globalOptions, o *runOptions, playbook st
 	p, err := prepareInstall(cmd.Context(), base, o.inventory)
 	if err != nil {
 		return err
+	}
+	// The agent executable is on this machine: a missing one stops install
+	// here, not on the first node after everything else was installed.
+	var agentBin string
+	if usesStep(pb, "agent") {
+		if agentBin, err = steps.ResolveAgentBinary(f.agentBinary); err != nil {
+			return badInput(fmt.Errorf("no host was touched: %w", err))
+		}
+		if err := steps.CheckAgentBinary(agentBin, p.source.Manifest().Arch); err != nil {
+			return badInput(fmt.Errorf("no host was touched: %w", err))
+		}
 	}
 	if g.output != "json" {
 		fmt.Fprintf(out, "artifacts: Kubernetes %s, etcd %s verified\n", p.source.Manifest().KubernetesVersion, p.source.Manifest().EtcdVersion)
@@ -198,6 +236,9 @@ func runInstall(cmd *cobra.Command, g *globalOptions, o *runOptions, playbook st
 	shared.Set(steps.SharedArtifacts, p.source)
 	shared.Set(steps.SharedForce, force)
 	shared.Set(steps.SharedAddonsTimeout, addonsTimeout)
+	if agentBin != "" {
+		shared.Set(steps.SharedAgentBinary, agentBin)
+	}
 	res, err := engine.Run(cmd.Context(), engine.Options{
 		Playbook:    pb,
 		Cluster:     p.cluster,

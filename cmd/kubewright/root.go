@@ -15,7 +15,7 @@ type globalOptions struct {
 // outputUsage says what -o does where: the flag is global, but what json
 // means (and whether yaml is accepted) differs by command. Commands that take
 // -o refuse any other value; the ones not listed print text whatever -o says.
-const outputUsage = "output format: text (default) or json; json is one document from check, inventory, " +
+const outputUsage = "output format: text (default) or json; json is one document from check, status, inventory, " +
 	"certs check and bundle, and one event per line from install, run, plan and certs renew; " +
 	"inventory show also takes yaml (the same as text); lab, kubeconfig and version print text only"
 
@@ -48,6 +48,7 @@ Exit codes: 0 success, 1 operation failed, 2 bad input (inventory, flags).`,
 		newBundleCmd(g),
 		newCheckCmd(g),
 		newCertsCmd(g),
+		newStatusCmd(g),
 		// Each command lives in its own file; add new ones here.
 	)
 	return root

@@ -52,6 +52,15 @@ type Unit struct {
 	StartLimitBurst       int
 	LimitNOFILE           int
 	Environment           []string
+	// NotifyAccess and WatchdogSec go with Type=notify: systemd kills and
+	// restarts a service that stops sending WATCHDOG=1 (a hung loop), not
+	// only one that exits. WatchdogSec is in seconds; 0 means no watchdog.
+	NotifyAccess string
+	WatchdogSec  int
+	// MemoryMax caps the service's cgroup (systemd syntax, e.g. "64M").
+	MemoryMax string
+	// StateDirectory is created by systemd under /var/lib before start.
+	StateDirectory string
 }
 
 // String renders the unit file.
@@ -98,6 +107,18 @@ func (u Unit) String() string {
 	fmt.Fprintf(&b, "RestartSec=%d\n", sec)
 	if u.LimitNOFILE > 0 {
 		fmt.Fprintf(&b, "LimitNOFILE=%d\n", u.LimitNOFILE)
+	}
+	if u.NotifyAccess != "" {
+		fmt.Fprintf(&b, "NotifyAccess=%s\n", u.NotifyAccess)
+	}
+	if u.WatchdogSec > 0 {
+		fmt.Fprintf(&b, "WatchdogSec=%ds\n", u.WatchdogSec)
+	}
+	if u.MemoryMax != "" {
+		fmt.Fprintf(&b, "MemoryMax=%s\n", u.MemoryMax)
+	}
+	if u.StateDirectory != "" {
+		fmt.Fprintf(&b, "StateDirectory=%s\n", u.StateDirectory)
 	}
 	b.WriteString("\n[Install]\nWantedBy=multi-user.target\n")
 	return b.String()

@@ -26,6 +26,7 @@ func Register(r *engine.Registry) {
 	r.MustRegister("kubelet", engine.Static(Kubelet{}))
 	r.MustRegister("kube-proxy", engine.Static(KubeProxy{}))
 	r.MustRegister("node-labels", engine.Static(NodeLabels{}))
+	r.MustRegister("agent", newAgent)
 	r.MustRegister("addons", engine.Static(Addons{}))
 	r.MustRegister("file", newFile)
 	r.MustRegister("etcd-health", engine.Static(EtcdHealth{}))

@@ -353,6 +353,15 @@ func TestNodesJoin(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	checkAgent(t, ctx, &agentEnv{
+		cs: cs, hosts: hosts, masters: masters, workers: workers, vip: l.VIP,
+		pkiDir: filepath.Join(clusterDir, "pki"),
+		status: func(ctx context.Context) (string, int) { return nodesKW(t, ctx, stateDir, "status", "-i", invPath) },
+		agentLog: func(ctx context.Context, host string) string {
+			out, _ := run(ctx, hosts[host], "journalctl -u kubewright-agent --no-pager -n 40; tail -n 20 /var/lib/kubewright-agent/journal.jsonl")
+			return "==== agent on " + host + "\n" + out
+		},
+	})
 }
 
 // newestJournal returns the path and content of the cluster's newest run
