@@ -16,23 +16,33 @@ import (
 	"github.com/kubewright/kubewright/installer/kube/kubetest"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 )
 
 // realCluster starts etcd and kube-apiserver and waits for kube-system,
-// which the apiserver creates itself shortly after it is ready.
-func realCluster(t *testing.T) kubernetes.Interface {
+// which the apiserver creates itself shortly after it is ready. newClient
+// makes one client per simulated node, as each agent has its own (and its
+// own client-side rate limit, raised here so the test measures the Leases,
+// not client-go's throttle).
+func realCluster(t *testing.T) (cs kubernetes.Interface, newClient func() kubernetes.Interface) {
 	t.Helper()
 	srv := kubetest.Start(t)
-	cs, err := kubernetes.NewForConfig(srv.Config)
-	if err != nil {
-		t.Fatal(err)
+	newClient = func() kubernetes.Interface {
+		cfg := rest.CopyConfig(srv.Config)
+		cfg.QPS, cfg.Burst = 500, 1000
+		c, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
+	cs = newClient()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, err := cs.CoreV1().Namespaces().Get(context.Background(), Namespace, metav1.GetOptions{})
 		if err == nil {
-			return cs
+			return cs, newClient
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("namespace %s never appeared: %v", Namespace, err)
@@ -63,7 +73,7 @@ func holders(t *testing.T, cs kubernetes.Interface) int {
 // apiserver's resourceVersion checks keep them apart here: each gate is a
 // different node with its own client.
 func TestBudgetAgainstRealAPIServer(t *testing.T) {
-	cs := realCluster(t)
+	cs, newClient := realCluster(t)
 	for _, tc := range []struct {
 		nodes, maxConcurrent int
 		scope                agent.Scope
@@ -79,7 +89,7 @@ func TestBudgetAgainstRealAPIServer(t *testing.T) {
 			var wg sync.WaitGroup
 			for n := range tc.nodes {
 				g := &Gate{
-					Client: cs,
+					Client: newClient(),
 					Node:   fmt.Sprintf("node-%d", n),
 					Config: agent.Budget{MaxConcurrent: tc.maxConcurrent, LeaseTTL: agent.Duration{Duration: time.Minute}, OfflineRestartsPerHour: 3},
 					Clock:  clock.RealClock{},
@@ -133,15 +143,19 @@ func TestBudgetAgainstRealAPIServer(t *testing.T) {
 // others must see the apiserver's Conflict (or AlreadyExists) and be
 // blocked.
 func TestOneWinnerPerSlotAgainstRealAPIServer(t *testing.T) {
-	cs := realCluster(t)
+	_, newClient := realCluster(t)
 	const nodes = 5
+	clients := make([]kubernetes.Interface, nodes)
+	for n := range clients {
+		clients[n] = newClient()
+	}
 	for round := range 20 {
 		start := make(chan struct{})
 		var wg sync.WaitGroup
 		var won, lost atomic.Int32
 		holds := make([]*Hold, nodes)
 		for n := range nodes {
-			s := NewControlPlaneSlot(cs, fmt.Sprintf("master-%d", n), time.Minute, clock.RealClock{})
+			s := NewControlPlaneSlot(clients[n], fmt.Sprintf("master-%d", n), time.Minute, clock.RealClock{})
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

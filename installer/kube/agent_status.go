@@ -21,8 +21,6 @@ import (
 // together); installer/kube does not import the agent.
 const (
 	AgentConditionPrefix = "kubewright.io/"
-	// AgentLastRepairAnnotation holds the agent's last repair on the node.
-	AgentLastRepairAnnotation = "kubewright.io/agent-last-repair"
 	// AgentStaleAfter is how old the newest heartbeat of a node's agent
 	// conditions may be before the agent counts as not reporting: the agent
 	// refreshes them every 30s, so this is four missed heartbeats.
@@ -82,7 +80,39 @@ func AgentStatus(ctx context.Context, cs kubernetes.Interface, expected []string
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
-	return NewAgentStatusReport(list.Items, expected, now), nil
+	r := NewAgentStatusReport(list.Items, expected, now)
+	// The last repair comes from the agents' Events on their Nodes. They
+	// expire with the API's event TTL (1 h by default), so an old repair
+	// shows "-"; a failed list leaves the column empty, not the command.
+	evs, err := cs.CoreV1().Events(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{FieldSelector: "source=kubewright-agent"})
+	if err == nil {
+		setLastRepairs(r, evs.Items, now)
+	}
+	return r, nil
+}
+
+// setLastRepairs fills each node's LastRepair from its newest repair
+// outcome Event: "restart-kubelet RepairSucceeded 3m ago".
+func setLastRepairs(r *AgentStatusReport, evs []corev1.Event, now time.Time) {
+	newest := map[string]corev1.Event{}
+	for _, e := range evs {
+		if e.InvolvedObject.Kind != "Node" {
+			continue
+		}
+		switch e.Reason {
+		case "RepairSucceeded", "RepairFailed", "RepairExhausted":
+		default:
+			continue
+		}
+		if o, ok := newest[e.InvolvedObject.Name]; !ok || e.LastTimestamp.After(o.LastTimestamp.Time) {
+			newest[e.InvolvedObject.Name] = e
+		}
+	}
+	for i := range r.Nodes {
+		if e, ok := newest[r.Nodes[i].Node]; ok {
+			r.Nodes[i].LastRepair = fmt.Sprintf("%s %s %s ago", e.Action, e.Reason, now.Sub(e.LastTimestamp.Time).Round(time.Second))
+		}
+	}
 }
 
 // NewAgentStatusReport builds the report from Nodes (pure, for tests).
@@ -92,7 +122,7 @@ func NewAgentStatusReport(nodes []corev1.Node, expected []string, now time.Time)
 	seen := map[string]bool{}
 	for _, n := range nodes {
 		seen[n.Name] = true
-		row := NodeAgentStatus{Node: n.Name, Role: nodeRole(&n), Conditions: map[string]AgentCondition{}, LastRepair: n.Annotations[AgentLastRepairAnnotation]}
+		row := NodeAgentStatus{Node: n.Name, Role: nodeRole(&n), Conditions: map[string]AgentCondition{}}
 		var newest time.Time
 		for _, c := range n.Status.Conditions {
 			t := string(c.Type)

@@ -13,6 +13,17 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 )
 
+func repairEvent(name, node, action, reason string, at time.Time) *corev1.Event {
+	return &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Name: name, Namespace: metav1.NamespaceDefault},
+		InvolvedObject: corev1.ObjectReference{Kind: "Node", Name: node},
+		Reason:         reason,
+		Action:         action,
+		Source:         corev1.EventSource{Component: "kubewright-agent"},
+		LastTimestamp:  metav1.NewTime(at),
+	}
+}
+
 func agentNode(name string, master bool, hb time.Time, conds map[string]corev1.ConditionStatus, annotations map[string]string) *corev1.Node {
 	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{}, Annotations: annotations}}
 	if master {
@@ -46,16 +57,22 @@ func TestAgentStatusTable(t *testing.T) {
 		wantFailed bool
 		wantTable  string
 		wantDetail []string
+		events     []*corev1.Event
 	}{
 		{
 			name: "all healthy",
 			nodes: []*corev1.Node{
-				agentNode("m1", true, fresh, map[string]corev1.ConditionStatus{"KubeletProblem": F, "EtcdQuorumProblem": F}, map[string]string{AgentLastRepairAnnotation: "restart-kubelet succeeded 2026-03-01T11:00:00Z"}),
+				agentNode("m1", true, fresh, map[string]corev1.ConditionStatus{"KubeletProblem": F, "EtcdQuorumProblem": F}, nil),
 				agentNode("w1", false, fresh, map[string]corev1.ConditionStatus{"KubeletProblem": F}, nil),
+			},
+			events: []*corev1.Event{
+				repairEvent("e1", "m1", "restart-etcd", "RepairFailed", now.Add(-10*time.Minute)),
+				repairEvent("e2", "m1", "restart-kubelet", "RepairSucceeded", now.Add(-3*time.Minute)),
+				repairEvent("e3", "m1", "restart-kubelet", "RepairStarted", now.Add(-time.Minute)),
 			},
 			expected: []string{"m1", "w1"},
 			wantTable: `NODE  ROLE    AGENT  ETCD-QUORUM  KUBELET  REPAIRS
-m1    master  ok     OK           OK       restart-kubelet succeeded 2026-03-01T11:00:00Z
+m1    master  ok     OK           OK       restart-kubelet RepairSucceeded 3m0s ago
 w1    worker  ok     -            OK       -
 `,
 		},
@@ -94,6 +111,11 @@ w3    -       no-node           -        -        -
 			cs := fake.NewClientset()
 			for _, n := range tc.nodes {
 				if _, err := cs.CoreV1().Nodes().Create(context.Background(), n, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, e := range tc.events {
+				if _, err := cs.CoreV1().Events(metav1.NamespaceDefault).Create(context.Background(), e, metav1.CreateOptions{}); err != nil {
 					t.Fatal(err)
 				}
 			}
