@@ -2,26 +2,41 @@ package repairs
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/kubewright/kubewright/agent"
 )
 
-// RestartRuntime restarts containerd and then the kubelet: the rung after a
-// plain restart did not help. The kubelet is restarted too because it keeps
-// a CRI connection that can stay broken after containerd comes back.
+// RestartRuntime restarts containerd and then the kubelet: the rung after
+// a plain kubelet or containerd restart did not help. The kubelet keeps its
+// CRI connection and its view of the runtime's state from before, so after
+// containerd restarts it must restart too, and only once containerd is
+// active, or it would connect to nothing and fail again.
 type RestartRuntime struct {
+	Run Runner
+	// Wait and Poll apply to each unit (see RestartUnit).
 	Wait time.Duration
-	Run  Runner
+	Poll time.Duration
 }
+
+const (
+	unitContainerd = "containerd.service"
+	unitKubelet    = "kubelet.service"
+)
 
 func (RestartRuntime) Name() string       { return "restart-containerd-kubelet" }
 func (RestartRuntime) Scope() agent.Scope { return agent.ScopeNode }
-func (RestartRuntime) Units() []string    { return []string{"containerd.service", "kubelet.service"} }
+func (RestartRuntime) Units() []string    { return []string{unitContainerd, unitKubelet} }
 
 func (r RestartRuntime) Act(ctx context.Context) error {
-	if err := restartAndWait(ctx, r.Run, "containerd.service", r.Wait); err != nil {
-		return err
+	containerd := RestartUnit{Unit: unitContainerd, Run: r.Run, Wait: r.Wait, Poll: r.Poll}
+	if err := containerd.Act(ctx); err != nil {
+		return fmt.Errorf("kubelet not restarted: %w", err)
 	}
-	return restartAndWait(ctx, r.Run, "kubelet.service", r.Wait)
+	kubelet := RestartUnit{Unit: unitKubelet, Run: r.Run, Wait: r.Wait, Poll: r.Poll}
+	if err := kubelet.Act(ctx); err != nil {
+		return fmt.Errorf("containerd restarted, but: %w", err)
+	}
+	return nil
 }

@@ -152,7 +152,6 @@ func (s *LeaseSlots) take(ctx context.Context, c candidate, repair string, now t
 	} else {
 		// l carries the resourceVersion we read: a write by anyone since
 		// makes this a Conflict.
-		l.ResourceVersion = ""
 		_, err = s.Leases.Update(ctx, l, metav1.UpdateOptions{})
 	}
 	return err

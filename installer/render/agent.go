@@ -47,8 +47,8 @@ type AgentParams struct {
 	VIPInterface  string
 	ClusterDNS    string
 	ClusterDomain string
-	// Peers are the other nodes' internal addresses; the clock check asks
-	// each one's kubelet port for the time.
+	// Peers are the other masters' internal addresses; the clock check
+	// asks each one's kubelet port for the time.
 	Peers []string
 }
 

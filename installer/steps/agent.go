@@ -377,7 +377,10 @@ func agentParams(t *engine.Target) (render.AgentParams, error) {
 			p.EtcdMember = true
 		}
 	}
-	for _, h := range c.HostsInGroup(inventory.GroupAll) {
+	// The clock is compared with the masters only: they are few and stable,
+	// so adding or removing a worker does not rewrite (and restart) the
+	// agent on every other node.
+	for _, h := range c.Masters() {
 		if h.Name != t.Inv.Name {
 			p.Peers = append(p.Peers, internalAddress(h))
 		}

@@ -109,7 +109,7 @@ func TestAgentConvergesOnFreshHost(t *testing.T) {
 		{"caCert", e.CACert, "/etc/kubernetes/pki/ca.crt"},
 		{"clusterDNS", e.ClusterDNS, "10.96.0.10"},
 		{"haproxyFrontend", e.HAProxyFrontend, "127.0.0.1:8443"},
-		{"peers", strings.Join(cfg.Peers, ","), "10.20.0.12:10250,10.20.0.13:10250,10.20.0.21:10250"},
+		{"peers", strings.Join(cfg.Peers, ","), "10.20.0.12:10250,10.20.0.13:10250"},
 		{"etcdMembers", strings.Join(e.EtcdMembers, ","), "https://10.20.0.11:2379,https://10.20.0.12:2379,https://10.20.0.13:2379"},
 	} {
 		if c.got != c.want {

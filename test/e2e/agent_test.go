@@ -105,7 +105,7 @@ func checkAgent(t *testing.T, ctx context.Context, e *agentEnv) {
 		// Every master's agent sees the VIP missing; whichever restarts
 		// keepalived first decides who takes it, so the measure is the
 		// API answering through the VIP again.
-		e.fault(t, ctx, holder, "ip addr del "+e.vip+"/32 dev eth0", "curl -sk -o /dev/null --max-time 2 https://"+e.vip+":8443/readyz", "")
+		e.fault(t, ctx, holder, "ip addr del $(ip -o -4 addr show dev eth0 | awk '$4 ~ /^"+strings.ReplaceAll(e.vip, ".", "\\.")+"\\// {print $4}') dev eth0", "curl -sk -o /dev/null --max-time 2 https://"+e.vip+":8443/readyz", "")
 		h := e.vipHolder(t, ctx)
 		if h == "" {
 			t.Fatalf("no master holds the VIP after the repair")
