@@ -57,16 +57,25 @@ func (s Systemd) LastStart(ctx context.Context, unit string) (time.Time, error) 
 	for _, p := range props {
 		args = append(args, "-p", p)
 	}
-	args = append(args, "--", unit)
+	args = append(args, "-p", "ActiveState", "--", unit)
 	out, err := s.Run.orDefault()(ctx, "systemctl", args...)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("last start of %s: %w", unit, err)
 	}
 	var latest uint64
 	found := 0
+	busy := false
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
+		if ok && k == "ActiveState" && (v == "activating" || v == "deactivating" || v == "reloading") {
+			// A start, stop or restart is in progress (a restart of an
+			// apiserver drains for many seconds before its start stamps
+			// move): that counts as starting now, so no second restart
+			// is queued behind it.
+			busy = true
+			continue
+		}
 		if !ok || !slices.Contains(props, k) {
 			continue
 		}
@@ -83,16 +92,19 @@ func (s Systemd) LastStart(ctx context.Context, unit string) (time.Time, error) 
 	if found == 0 {
 		return time.Time{}, fmt.Errorf("last start of %s: systemctl show printed none of %s", unit, strings.Join(props, ", "))
 	}
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	if busy {
+		return now(), nil
+	}
 	if latest == 0 {
 		return time.Time{}, nil
 	}
 	mono := s.Monotonic
 	if mono == nil {
 		mono = monotonicNow
-	}
-	now := time.Now
-	if s.Now != nil {
-		now = s.Now
 	}
 	sinceBoot, err := mono()
 	if err != nil {

@@ -77,7 +77,7 @@ if [ "$*" != "is-active -- keepalived.service" ]; then echo "unexpected argument
 }
 
 func TestSystemdLastStart(t *testing.T) {
-	const args = "show -p InactiveExitTimestampMonotonic -p ExecMainStartTimestampMonotonic -p ActiveEnterTimestampMonotonic -- kubelet.service"
+	const args = "show -p InactiveExitTimestampMonotonic -p ExecMainStartTimestampMonotonic -p ActiveEnterTimestampMonotonic -p ActiveState -- kubelet.service"
 	fake := func(body string) Runner {
 		return asSystemctl(t, script(t, "systemctl", `
 if [ "$*" != "`+args+`" ]; then echo "unexpected arguments: $*" >&2; exit 99; fi
@@ -95,6 +95,11 @@ if [ "$*" != "`+args+`" ]; then echo "unexpected arguments: $*" >&2; exit 99; fi
 		{"latest of the three", "printf 'InactiveExitTimestampMonotonic=5000000\\nExecMainStartTimestampMonotonic=7000000\\nActiveEnterTimestampMonotonic=6000000\\n'", now.Add(-60 * time.Second), false},
 		{"never started", "printf 'InactiveExitTimestampMonotonic=0\\nExecMainStartTimestampMonotonic=0\\nActiveEnterTimestampMonotonic=0\\n'", time.Time{}, false},
 		{"empty values", "printf 'InactiveExitTimestampMonotonic=\\nExecMainStartTimestampMonotonic=\\nActiveEnterTimestampMonotonic=\\n'", time.Time{}, false},
+		// A stop or start in progress (an apiserver draining before its
+		// restart) counts as starting now, whatever the old stamps say.
+		{"deactivating", "printf 'InactiveExitTimestampMonotonic=5000000\\nExecMainStartTimestampMonotonic=7000000\\nActiveEnterTimestampMonotonic=6000000\\nActiveState=deactivating\\n'", now, false},
+		{"activating", "printf 'ExecMainStartTimestampMonotonic=7000000\\nActiveState=activating\\n'", now, false},
+		{"active uses the stamps", "printf 'ExecMainStartTimestampMonotonic=7000000\\nActiveState=active\\n'", now.Add(-60 * time.Second), false},
 		{"garbage value", "echo ExecMainStartTimestampMonotonic=yesterday", time.Time{}, true},
 		{"no properties", "echo Foo=1", time.Time{}, true},
 		{"systemctl fails", "echo 'Failed to connect to bus' >&2; exit 1", time.Time{}, true},

@@ -23,11 +23,12 @@ const (
 type RestartUnit struct {
 	// Unit is the systemd unit, e.g. "kubelet.service".
 	Unit string
-	// Touches is the safety scope: agent.ScopeNode (the default) for a
-	// node-local unit, ScopeControlPlane for kube-apiserver, keepalived or
-	// haproxy, ScopeEtcd for etcd. (Not named Scope: that is the method.)
-	Touches agent.Scope
-	Run     Runner
+	// In is the safety scope the restart runs in: agent.ScopeNode (the
+	// default) for a node-local unit, ScopeControlPlane for kube-apiserver,
+	// keepalived or haproxy, ScopeEtcd for etcd. (Not named Scope: that is
+	// the agent.Repair method.)
+	In  agent.Scope
+	Run Runner
 	// Wait bounds the wait for the unit to be active (DefaultWait); Poll is
 	// how often is-active is asked (DefaultPoll).
 	Wait time.Duration
@@ -39,10 +40,10 @@ type RestartUnit struct {
 func (r RestartUnit) Name() string { return "restart-" + strings.TrimSuffix(r.Unit, ".service") }
 
 func (r RestartUnit) Scope() agent.Scope {
-	if r.Touches == "" {
+	if r.In == "" {
 		return agent.ScopeNode
 	}
-	return r.Touches
+	return r.In
 }
 
 // Units makes the agent's cooldown apply: a unit that started a moment ago

@@ -15,9 +15,10 @@ const BudgetLeasePrefix = "kubewright-repair-"
 // NewBudget is the cluster-wide repair budget: b.MaxConcurrent slot Leases,
 // one per node repairing at once. Every agent must be configured with the
 // same MaxConcurrent; a node with a larger one would see slots the others
-// do not and could exceed the budget.
+// do not and could exceed the budget. A zero MaxConcurrent (a Budget that
+// was not defaulted) means 1, as agent.Config's default does.
 func NewBudget(client kubernetes.Interface, node string, b agent.Budget, clk clock.PassiveClock) *LeaseSlots {
-	names := make([]string, b.MaxConcurrent)
+	names := make([]string, max(b.MaxConcurrent, 1))
 	for i := range names {
 		names[i] = fmt.Sprintf("%s%d", BudgetLeasePrefix, i)
 	}

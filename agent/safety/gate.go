@@ -98,7 +98,7 @@ func (g *Gate) Acquire(ctx context.Context, repair string, scope agent.Scope) (f
 				return nil, &agent.BlockedError{Rule: "api-unreachable", Reason: fmt.Sprintf(
 					"%s is a %s repair and needs the cluster's slots, but the API is unreachable: %v", repair, scope, err)}
 			}
-			if err := g.offline.Allow(repair, err); err != nil {
+			if err := g.offline.Allow(err); err != nil {
 				return nil, err
 			}
 			g.log.Warn("API unreachable; repair admitted by the offline rate limit", "repair", repair, "perHour", g.Config.OfflineRestartsPerHour, "err", err)

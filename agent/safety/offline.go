@@ -34,8 +34,9 @@ type OfflineLimiter struct {
 
 // Allow records one offline repair and returns nil, or returns a
 // *agent.BlockedError with rule "offline-rate" when PerHour repairs were
-// already admitted within the last hour.
-func (l *OfflineLimiter) Allow(repair string, cause error) error {
+// already admitted within the last hour. cause is why the API could not be
+// reached; the refusal quotes it.
+func (l *OfflineLimiter) Allow(cause error) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.Clock.Now()

@@ -40,7 +40,7 @@ func (q *QuorumGuard) Check(ctx context.Context) error {
 	return quorumAllows(healthy, total, local)
 }
 
-// quorumAllows is the guard's rule on its own, for the table test.
+// quorumAllows is the guard's rule on its own, apart from asking etcd.
 func quorumAllows(healthy, total int, localHealthy bool) error {
 	quorum := total/2 + 1
 	if localHealthy {
