@@ -8,8 +8,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -143,8 +146,18 @@ func checkAgent(t *testing.T, ctx context.Context, e *agentEnv) {
 		_, _ = run(ctx, e.hosts[m], "rm -f /etc/kubernetes/pki/e2e-expiring.crt /etc/kubernetes/pki/e2e-expiring.key")
 	})
 
-	t.Run("two workers failing at once with a budget of one: one waits, both repaired", func(t *testing.T) {
+	t.Run("a repair waits while the budget is held elsewhere, then runs", func(t *testing.T) {
+		// Another holder (standing in for a node already repairing) takes
+		// the only budget slot for 20 s; both workers then lose containerd.
+		// Each agent must wait (journal: blocked by budget) and repair
+		// only after the holder's lease has expired.
+		const hold = 20 * time.Second
+		e.holdBudget(t, ctx, hold)
 		start := time.Now()
+		before := map[string]string{}
+		for _, w := range e.workers {
+			before[w], _ = run(ctx, e.hosts[w], "wc -l < /var/lib/kubewright-agent/journal.jsonl")
+		}
 		var wg sync.WaitGroup
 		for _, w := range e.workers {
 			wg.Add(1)
@@ -156,7 +169,7 @@ func checkAgent(t *testing.T, ctx context.Context, e *agentEnv) {
 			}()
 		}
 		wg.Wait()
-		deadline := start.Add(2 * agentFaultTimeout)
+		deadline := start.Add(agentFaultTimeout + hold)
 		done := map[string]time.Duration{}
 		for len(done) < len(e.workers) {
 			for _, w := range e.workers {
@@ -168,22 +181,50 @@ func checkAgent(t *testing.T, ctx context.Context, e *agentEnv) {
 				}
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("not both workers repaired after %s: %v", 2*agentFaultTimeout, done)
+				t.Fatalf("not both workers repaired after %s: %v\n%s\n%s", agentFaultTimeout+hold, done, e.agentLog(ctx, e.workers[0]), e.agentLog(ctx, e.workers[1]))
 			}
 			time.Sleep(250 * time.Millisecond)
 		}
-		t.Logf("fault to healthy: %v", done)
-		blocked := 0
+		t.Logf("fault to healthy with the budget held for %s: %v", hold, done)
 		for _, w := range e.workers {
-			j, _ := run(ctx, e.hosts[w], "grep -c '\"outcome\":\"blocked\"' /var/lib/kubewright-agent/journal.jsonl || true")
-			n, _ := strconv.Atoi(strings.TrimSpace(j))
-			blocked += n
-		}
-		if blocked == 0 {
-			t.Errorf("neither worker's agent was held back by the budget of one")
+			if done[w] < hold-2*time.Second {
+				t.Errorf("%s repaired after %s, while the budget was still held (%s)", w, done[w], hold)
+			}
+			n, _ := strconv.Atoi(strings.TrimSpace(before[w]))
+			j, _ := run(ctx, e.hosts[w], fmt.Sprintf("tail -n +%d /var/lib/kubewright-agent/journal.jsonl | grep '\"outcome\":\"blocked\"' | grep -c 'blocked by budget' || true", n+1))
+			if strings.TrimSpace(j) == "0" {
+				t.Errorf("%s: no 'blocked by budget' in its agent journal", w)
+			}
 		}
 		e.waitHealthy(t, ctx, e.workers, 2*time.Minute)
 	})
+}
+
+// holdBudget takes every repair budget Lease for d as a holder that is not
+// a node, the way a node in the middle of a repair holds it.
+func (e *agentEnv) holdBudget(t *testing.T, ctx context.Context, d time.Duration) {
+	t.Helper()
+	leases := e.cs.CoordinationV1().Leases("kube-system")
+	now := metav1.NewMicroTime(time.Now())
+	secs := int32(d / time.Second)
+	holder := "e2e-test-holder"
+	l, err := leases.Get(ctx, "kubewright-repair-0", metav1.GetOptions{})
+	if err != nil {
+		l = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "kubewright-repair-0", Namespace: "kube-system"}}
+		l.Spec = coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, AcquireTime: &now, RenewTime: &now}
+		if _, err := leases.Create(ctx, l, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("hold the budget lease: %v", err)
+		}
+		return
+	}
+	if l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != "" && l.Spec.RenewTime != nil && l.Spec.LeaseDurationSeconds != nil &&
+		time.Since(l.Spec.RenewTime.Time) < time.Duration(*l.Spec.LeaseDurationSeconds)*time.Second {
+		t.Fatalf("budget lease is held by %s already", *l.Spec.HolderIdentity)
+	}
+	l.Spec = coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, AcquireTime: &now, RenewTime: &now}
+	if _, err := leases.Update(ctx, l, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("hold the budget lease: %v", err)
+	}
 }
 
 // fault runs cmd on host, then polls healthy (a shell command that succeeds
@@ -366,11 +407,22 @@ func (e *agentEnv) plantExpiringCert(t *testing.T, ctx context.Context, host, ba
 	if err != nil {
 		t.Fatal(err)
 	}
-	const year = 365 * 24 * time.Hour
-	certPEM, err := pki.IssueCert(ca, caKey, pki.CertRequest{CommonName: "e2e-expiring", Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, key.Public(), time.Now().Add(-year+48*time.Hour), year)
+	// Built by hand: the validity must be a year (so a renewal gives a
+	// year again) while only two days are left of it.
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(now.UnixNano()),
+		Subject:      pkix.Name{CommonName: "e2e-expiring"},
+		NotBefore:    now.Add(-363 * 24 * time.Hour),
+		NotAfter:     now.Add(48 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	certDER, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
 	if err != nil {
 		t.Fatal(err)
 	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER})
 	der, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
