@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kubewright/kubewright/agent"
@@ -30,6 +33,9 @@ const (
 // check gets which rungs is the agent's repair policy; it lives here, in one
 // place, so docs/AGENT.md can be checked against it.
 func Entries(cfg *agent.Config) ([]agent.Entry, error) {
+	if err := checkNames(cfg); err != nil {
+		return nil, err
+	}
 	e := cfg.Endpoints
 	restart := func(unit string, scope agent.Scope) agent.Repair {
 		return repairs.RestartUnit{Unit: unit, In: scope}
@@ -130,6 +136,32 @@ func (p precondition) Act(ctx context.Context) error {
 func (p precondition) Units() []string {
 	if u, ok := p.Repair.(agent.UnitRepair); ok {
 		return u.Units()
+	}
+	return nil
+}
+
+// Every check and repair name, on any role: a misspelt name in disabled or
+// repairs must be an error, not a check that silently keeps running.
+var (
+	checkNamesAll  = []string{"kubelet", "containerd", "kube-proxy", "disk", "memory", "dns", "clock", "certificates", "apiserver", "etcd", "etcd-quorum", "keepalived", "haproxy", "vip"}
+	repairNamesAll = []string{"restart-kubelet", "restart-containerd", "restart-containerd-kubelet", "restart-kube-proxy", "prune-images", "renew-certificates", "restart-kube-apiserver", "restart-etcd", "restart-keepalived", "restart-haproxy"}
+)
+
+func checkNames(cfg *agent.Config) error {
+	var bad []string
+	for _, d := range cfg.Disabled {
+		if !slices.Contains(checkNamesAll, d) {
+			bad = append(bad, fmt.Sprintf("disabled: %q is not a check (checks: %s)", d, strings.Join(checkNamesAll, ", ")))
+		}
+	}
+	for r := range cfg.Repairs {
+		if !slices.Contains(repairNamesAll, r) {
+			bad = append(bad, fmt.Sprintf("repairs: %q is not a repair (repairs: %s)", r, strings.Join(repairNamesAll, ", ")))
+		}
+	}
+	if len(bad) > 0 {
+		sort.Strings(bad)
+		return fmt.Errorf("agent config: %s", strings.Join(bad, "; "))
 	}
 	return nil
 }
