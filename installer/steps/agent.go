@@ -2,24 +2,17 @@ package steps
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/tls"
 	"crypto/x509"
 	"debug/elf"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/kubewright/kubewright/addons"
@@ -257,10 +250,6 @@ const (
 	agentCertRenew    = 30 * 24 * time.Hour
 )
 
-// agentCertMu serialises issuing agent certificates when the engine plans
-// several hosts at once; it guards files, not an option.
-var agentCertMu sync.Mutex
-
 func agentCertPaths(stateDir, node string) (certPath, keyPath string) {
 	base := filepath.Join(PKIDir(stateDir), agentCertDir, node)
 	return base + ".crt", base + ".key"
@@ -270,73 +259,12 @@ func agentCertPaths(stateDir, node string) (certPath, keyPath string) {
 // them when missing, not signed by the current CA, for another identity,
 // not matching their key or within 30 days of expiry.
 func ensureAgentCert(stateDir, node string, now time.Time) (certPEM, keyPEM []byte, err error) {
-	agentCertMu.Lock()
-	defer agentCertMu.Unlock()
-	store := pki.NewStore(PKIDir(stateDir), nil)
-	ca, caKey, err := store.CA(pki.CACluster)
-	if err != nil {
-		return nil, nil, fmt.Errorf("agent certificate for %s: %w", node, err)
-	}
-	certPath, keyPath := agentCertPaths(stateDir, node)
-	certPEM, cerr := os.ReadFile(certPath)
-	keyPEM, kerr := os.ReadFile(keyPath)
-	if cerr == nil && kerr == nil && agentCertValid(certPEM, keyPEM, ca, node, now) {
-		return certPEM, keyPEM, nil
-	}
-	if cerr != nil && !errors.Is(cerr, fs.ErrNotExist) {
-		return nil, nil, fmt.Errorf("read %s: %w", certPath, cerr)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("agent key for %s: %w", node, err)
-	}
-	req := pki.CertRequest{CommonName: kube.AgentUser(node), Organization: []string{kube.AgentGroup}, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	certPEM, err = pki.IssueCert(ca, caKey, req, key.Public(), now, agentCertValidity)
-	if err != nil {
-		return nil, nil, fmt.Errorf("agent certificate for %s: %w", node, err)
-	}
-	der, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("agent key for %s: %w", node, err)
-	}
-	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
-	if err := os.MkdirAll(filepath.Dir(certPath), 0o700); err != nil {
-		return nil, nil, fmt.Errorf("agent certificate dir: %w", err)
-	}
-	// Key first: a crash between the two renames leaves a new key with the
-	// old certificate, which the next run sees as a mismatch and reissues.
-	for _, f := range []struct {
-		p    string
-		data []byte
-		mode fs.FileMode
-	}{{keyPath, keyPEM, 0o600}, {certPath, certPEM, 0o644}} {
-		tmp := f.p + ".tmp"
-		if err := os.WriteFile(tmp, f.data, f.mode); err != nil {
-			return nil, nil, fmt.Errorf("write %s: %w", f.p, err)
-		}
-		if err := os.Rename(tmp, f.p); err != nil {
-			return nil, nil, fmt.Errorf("write %s: %w", f.p, err)
-		}
-	}
-	return certPEM, keyPEM, nil
-}
-
-func agentCertValid(certPEM, keyPEM []byte, ca *x509.Certificate, node string, now time.Time) bool {
-	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
-		return false
-	}
-	b, _ := pem.Decode(certPEM)
-	if b == nil {
-		return false
-	}
-	c, err := x509.ParseCertificate(b.Bytes)
-	if err != nil {
-		return false
-	}
-	return c.CheckSignatureFrom(ca) == nil &&
-		c.Subject.CommonName == kube.AgentUser(node) &&
-		slices.Equal(c.Subject.Organization, []string{kube.AgentGroup}) &&
-		now.Add(agentCertRenew).Before(c.NotAfter)
+	return clientCert{
+		rel:      filepath.Join(agentCertDir, node),
+		req:      pki.CertRequest{CommonName: kube.AgentUser(node), Organization: []string{kube.AgentGroup}, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}},
+		validity: agentCertValidity,
+		renew:    agentCertRenew,
+	}.ensure(stateDir, now)
 }
 
 func (s Agent) now() time.Time {

@@ -2,17 +2,8 @@ package steps
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"encoding/pem"
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/kubewright/kubewright/installer/engine"
@@ -48,72 +39,15 @@ const (
 	kubeProxyRenew    = 30 * 24 * time.Hour
 )
 
-// kubeProxyCertMu serialises creating the shared certificate when the engine
-// plans several hosts at once; it guards a file, not an option.
-var kubeProxyCertMu sync.Mutex
-
 // ensureKubeProxyCert returns kube-proxy's certificate and key (PEM), issuing
 // them when missing, not signed by the current CA or within 30 days of expiry.
 func ensureKubeProxyCert(stateDir string, now time.Time) (certPEM, keyPEM []byte, err error) {
-	kubeProxyCertMu.Lock()
-	defer kubeProxyCertMu.Unlock()
-	store := pki.NewStore(PKIDir(stateDir), nil)
-	ca, caKey, err := store.CA(pki.CACluster)
-	if err != nil {
-		return nil, nil, fmt.Errorf("kube-proxy certificate: %w", err)
-	}
-	certPath := filepath.Join(PKIDir(stateDir), kubeProxyCertFile)
-	keyPath := filepath.Join(PKIDir(stateDir), kubeProxyKeyFile)
-	certPEM, cerr := os.ReadFile(certPath)
-	keyPEM, kerr := os.ReadFile(keyPath)
-	if cerr == nil && kerr == nil && kubeProxyCertValid(certPEM, ca, now) {
-		return certPEM, keyPEM, nil
-	}
-	if cerr != nil && !errors.Is(cerr, fs.ErrNotExist) {
-		return nil, nil, fmt.Errorf("read %s: %w", certPath, cerr)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("kube-proxy key: %w", err)
-	}
-	certPEM, err = pki.IssueCert(ca, caKey, pki.CertRequest{CommonName: kube.KubeProxyUser, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, key.Public(), now, kubeProxyValidity)
-	if err != nil {
-		return nil, nil, fmt.Errorf("kube-proxy certificate: %w", err)
-	}
-	der, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("kube-proxy key: %w", err)
-	}
-	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
-	if err := os.MkdirAll(filepath.Dir(certPath), 0o700); err != nil {
-		return nil, nil, fmt.Errorf("kube-proxy certificate dir: %w", err)
-	}
-	for _, f := range []struct {
-		p    string
-		data []byte
-		mode fs.FileMode
-	}{{keyPath, keyPEM, 0o600}, {certPath, certPEM, 0o644}} {
-		tmp := f.p + ".tmp"
-		if err := os.WriteFile(tmp, f.data, f.mode); err != nil {
-			return nil, nil, fmt.Errorf("write %s: %w", f.p, err)
-		}
-		if err := os.Rename(tmp, f.p); err != nil {
-			return nil, nil, fmt.Errorf("write %s: %w", f.p, err)
-		}
-	}
-	return certPEM, keyPEM, nil
-}
-
-func kubeProxyCertValid(certPEM []byte, ca *x509.Certificate, now time.Time) bool {
-	b, _ := pem.Decode(certPEM)
-	if b == nil {
-		return false
-	}
-	c, err := x509.ParseCertificate(b.Bytes)
-	if err != nil {
-		return false
-	}
-	return c.CheckSignatureFrom(ca) == nil && c.Subject.CommonName == kube.KubeProxyUser && now.Add(kubeProxyRenew).Before(c.NotAfter)
+	return clientCert{
+		rel:      strings.TrimSuffix(kubeProxyCertFile, ".crt"),
+		req:      pki.CertRequest{CommonName: kube.KubeProxyUser, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}},
+		validity: kubeProxyValidity,
+		renew:    kubeProxyRenew,
+	}.ensure(stateDir, now)
 }
 
 func (s KubeProxy) group(t *engine.Target) (serviceGroup, error) {
