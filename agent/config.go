@@ -219,10 +219,19 @@ func (c *Config) Validate(path string) error {
 	return errors.Join(errs...)
 }
 
+// reportOnlyByDefault are repairs that only report unless repairs: names
+// them: pruning "unused" images on an air-gapped node deletes images that
+// were imported from the bundle and cannot be pulled back when a pod is
+// later scheduled there.
+var reportOnlyByDefault = map[string]bool{"prune-images": true}
+
 // ModeFor returns the mode of the named repair.
 func (c *Config) ModeFor(repair string) Mode {
 	if m, ok := c.Repairs[repair]; ok {
 		return m
+	}
+	if reportOnlyByDefault[repair] {
+		return ModeReportOnly
 	}
 	return c.Mode
 }

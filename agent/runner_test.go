@@ -304,6 +304,15 @@ func TestReportOnlyChangesNothing(t *testing.T) {
 	if got, want := h.sink.outcomes(), "problem report-only:restart-kubelet report-only:restart-containerd-kubelet exhausted"; got != want {
 		t.Fatalf("actions %q, want %q", got, want)
 	}
+	// prune-images only reports unless repairs: names it.
+	d := &Config{}
+	d.Defaults()
+	if d.ModeFor("prune-images") != ModeReportOnly || d.ModeFor("restart-kubelet") != ModeRepair {
+		t.Fatalf("default modes: prune-images %s, restart-kubelet %s", d.ModeFor("prune-images"), d.ModeFor("restart-kubelet"))
+	}
+	if d := (&Config{Repairs: map[string]Mode{"prune-images": ModeRepair}}); d.ModeFor("prune-images") != ModeRepair {
+		t.Fatal("repairs: prune-images: repair did not enable pruning")
+	}
 	// Per-repair override: only the second rung acts.
 	h2 := newHarness(t, &Config{FailAfter: 1, Repairs: map[string]Mode{"restart-kubelet": ModeReportOnly}, BackoffBase: Duration{time.Second}, BackoffMax: Duration{time.Second}}, g, nil, r1, r2)
 	h2.check.set(Problem)

@@ -170,6 +170,75 @@ func checkAgent(t *testing.T, ctx context.Context, e *agentEnv) {
 		_, _ = run(ctx, e.hosts[m], "rm -f /etc/kubernetes/pki/e2e-expiring.crt /etc/kubernetes/pki/e2e-expiring.key")
 	})
 
+	t.Run("the containerd filesystem past the threshold: prune reported, then exhausted and marked", func(t *testing.T) {
+		// The lab's disk is the host's, far from full: the threshold is
+		// set just above today's use and a file pushes use past it.
+		// prune-images is report-only by default (an air-gapped node must
+		// keep its bundle's images) and could not free a file anyway, so
+		// the ladder must end exhausted with the node marked, not loop;
+		// removing the file clears it.
+		w := e.workers[0]
+		h := e.hosts[w]
+		df, err := run(ctx, h, "df -B1 --output=size,used,avail /var/lib/containerd | tail -1")
+		f := strings.Fields(df)
+		if err != nil || len(f) != 3 {
+			t.Fatalf("df on %s: %q %v", w, df, err)
+		}
+		size, _ := strconv.ParseFloat(f[0], 64)
+		used, _ := strconv.ParseFloat(f[1], 64)
+		avail, _ := strconv.ParseFloat(f[2], 64)
+		pct := used / (used + avail) * 100
+		threshold := int(pct) + 2
+		fill := int64((float64(threshold)+0.5)/100*(used+avail) - used)
+		t.Logf("%s: /var/lib/containerd %.1f%% used of %.0f GiB; threshold %d%%, writing %d MiB", w, pct, size/(1<<30), threshold, fill>>20)
+		restore, _ := run(ctx, h, "cat /etc/kubewright/agent.yaml")
+		defer func() {
+			dctx := context.WithoutCancel(ctx)
+			_, _ = run(dctx, h, "rm -f /var/lib/containerd/e2e-fill")
+			if _, err := h.Exec(dctx, "cat > /etc/kubewright/agent.yaml && systemctl restart kubewright-agent", remote.WithStdin(strings.NewReader(restore))); err != nil {
+				t.Errorf("restore agent.yaml on %s: %v", w, err)
+			}
+		}()
+		if _, err := run(ctx, h, fmt.Sprintf("sed -i 's/^diskPercent: .*/diskPercent: %d/' /etc/kubewright/agent.yaml && systemctl restart kubewright-agent", threshold)); err != nil {
+			t.Fatal(err)
+		}
+		e.waitHealthy(t, ctx, []string{w}, time.Minute)
+		before, _ := run(ctx, h, "wc -l < /var/lib/kubewright-agent/journal.jsonl")
+		start := time.Now()
+		if _, err := run(ctx, h, fmt.Sprintf("fallocate -l %d /var/lib/containerd/e2e-fill", fill)); err != nil {
+			t.Fatal(err)
+		}
+		deadline := start.Add(agentFaultTimeout)
+		for {
+			n, err := e.cs.CoreV1().Nodes().Get(ctx, w, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var disk corev1.NodeCondition
+			for _, c := range n.Status.Conditions {
+				if c.Type == "kubewright.io/DiskProblem" {
+					disk = c
+				}
+			}
+			if disk.Status == corev1.ConditionTrue && disk.Reason == "RepairExhausted" {
+				t.Logf("fault to marked: %s: %s", time.Since(start).Round(100*time.Millisecond), disk.Message)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("DiskProblem not marked exhausted after %s: %+v\n%s", agentFaultTimeout, disk, e.agentLog(ctx, w))
+			}
+			time.Sleep(time.Second)
+		}
+		n, _ := strconv.Atoi(strings.TrimSpace(before))
+		if j, _ := run(ctx, h, fmt.Sprintf("tail -n +%d /var/lib/kubewright-agent/journal.jsonl | grep '\"repair\":\"prune-images\"' | grep -c '\"outcome\":\"report-only\"' || true", n+1)); strings.TrimSpace(j) == "0" {
+			t.Errorf("%s: prune-images was not reported (report-only) before the ladder was exhausted", w)
+		}
+		if _, err := run(ctx, h, "rm -f /var/lib/containerd/e2e-fill"); err != nil {
+			t.Fatal(err)
+		}
+		e.waitHealthy(t, ctx, []string{w}, time.Minute)
+	})
+
 	t.Run("a repair waits while the budget is held elsewhere, then runs", func(t *testing.T) {
 		// Another holder (standing in for a node already repairing) takes
 		// the only budget slot for 20 s; both workers then lose containerd.
