@@ -46,7 +46,7 @@ func Run(ctx context.Context, cfg *agent.Config, o Options) error {
 	if err != nil {
 		return err
 	}
-	cs, err := clientset(cfg.Kubeconfig)
+	cs, err := clientset(cfg.Kubeconfig, cfg.Endpoints.APIServers)
 	if err != nil {
 		return err
 	}
@@ -144,7 +144,7 @@ func CheckOnce(ctx context.Context, cfg *agent.Config, w io.Writer) (int, error)
 	return problems, tw.Flush()
 }
 
-func clientset(kubeconfig string) (kubernetes.Interface, error) {
+func clientset(kubeconfig string, fallbacks []string) (kubernetes.Interface, error) {
 	if kubeconfig == "" {
 		return nil, errors.New("kubeconfig is empty in the agent config: set it to the agent's credential (install writes /etc/kubewright/agent.kubeconfig)")
 	}
@@ -155,6 +155,7 @@ func clientset(kubeconfig string) (kubernetes.Interface, error) {
 	// Short timeouts: an API outage must not stall a round of checks.
 	rc.Timeout = 10 * time.Second
 	rc.UserAgent = "kubewright-agent"
+	rc.Dial = failoverDial(fallbacks, 3*time.Second)
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, fmt.Errorf("agent client from %s: %w", kubeconfig, err)

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -353,7 +355,16 @@ func (s Agent) group(ctx context.Context, t *engine.Target) (serviceGroup, error
 	if name == "" {
 		name = c.Metadata.Name
 	}
-	kc, err := pki.RenderKubeconfig(pki.KubeconfigData{ClusterName: name, Server: "https://" + c.Endpoint(), CAPEM: ca, User: kube.AgentUser(t.Inv.Name), ClientCertPEM: certPEM, ClientKeyPEM: keyPEM})
+	// A master's agent reaches the API through its own haproxy, not the
+	// VIP: the repair that brings a lost VIP back (restart keepalived)
+	// needs the cluster's Leases, so it must not depend on the VIP. The
+	// agent falls back to each apiserver directly when haproxy is down
+	// (endpoints.apiservers); the apiserver certificates carry 127.0.0.1.
+	server := "https://" + c.Endpoint()
+	if t.Inv.IsIn(inventory.GroupMasters) {
+		server = "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Spec.ControlPlaneEndpoint.Port))
+	}
+	kc, err := pki.RenderKubeconfig(pki.KubeconfigData{ClusterName: name, Server: server, CAPEM: ca, User: kube.AgentUser(t.Inv.Name), ClientCertPEM: certPEM, ClientKeyPEM: keyPEM})
 	if err != nil {
 		return serviceGroup{}, err
 	}

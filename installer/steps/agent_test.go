@@ -116,9 +116,10 @@ func TestAgentConvergesOnFreshHost(t *testing.T) {
 			t.Errorf("agent.yaml %s = %q, want %q", c.name, c.got, c.want)
 		}
 	}
-	// The kubeconfig goes through the VIP with the node's own certificate.
+	// A master's kubeconfig goes through its own haproxy (not the VIP,
+	// whose repair needs the API) with the node's own certificate.
 	kc, _ := stepkittest.ReadFile(t, root, "/etc/kubewright/agent.kubeconfig")
-	if !strings.Contains(kc, "server: https://10.20.0.100:8443") || !strings.Contains(kc, "client-certificate-data:") {
+	if !strings.Contains(kc, "server: https://127.0.0.1:8443") || !strings.Contains(kc, "client-certificate-data:") {
 		t.Fatalf("agent kubeconfig:\n%s", kc)
 	}
 	if st, _ := os.Stat(filepath.Join(root, "etc/kubewright/agent.kubeconfig")); st.Mode().Perm() != 0o600 {
