@@ -102,8 +102,12 @@ func (d Disk) Run(ctx context.Context) agent.Result {
 			seen[st.Fsid] = true
 		}
 		ok := true
-		if st.Blocks > 0 {
-			used := 100 * (1 - float64(min(st.Bavail, st.Blocks))/float64(st.Blocks))
+		// df's Use%: used / (used + available to users). Blocks reserved
+		// for root (and, on thin-provisioned VMs, space the filesystem
+		// reports but cannot give) count neither way, so the figure is
+		// the one an operator sees in df.
+		if usedBlocks := st.Blocks - min(st.Bfree, st.Blocks); usedBlocks+st.Bavail > 0 {
+			used := 100 * float64(usedBlocks) / float64(usedBlocks+st.Bavail)
 			if used > float64(maxSpace) {
 				ok = false
 				space = append(space, fmt.Sprintf("%s %.1f%% used (threshold %d%%)", p, used, maxSpace))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"syscall"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -88,12 +89,41 @@ func TestDisk(t *testing.T) {
 		expect(t, r, agent.OK, "OK", dir)
 		var st unix.Statfs_t
 		if err := unix.Statfs(dir, &st); err != nil || st.Blocks == 0 {
-			t.Skip("statfs reports no blocks here")
+			t.Fatalf("statfs %s: %v (blocks %d)", dir, err, st.Blocks)
 		}
-		used := 100 * (1 - float64(st.Bavail)/float64(st.Blocks))
+		used := 100 * float64(st.Blocks-st.Bfree) / float64(st.Blocks-st.Bfree+st.Bavail)
 		if used >= 1 {
 			r = Disk{Paths: []string{dir}, MaxPercent: 1, MaxInodePercent: 100}.Run(context.Background())
 			expect(t, r, agent.Problem, ReasonDiskPressure, dir, "(threshold 1%)")
 		}
 	})
+}
+
+// The measure is df's Use%: reserved blocks, and space a thin-provisioned
+// VM's filesystem reports but cannot hand out, count neither as used nor
+// as available.
+func TestDiskUsesDfMeasure(t *testing.T) {
+	for _, c := range []struct {
+		name                string
+		blocks, free, avail uint64
+		max                 int
+		want                agent.Status
+		wantIn              string
+	}{
+		{"root reserve", 1000, 300, 250, 73, agent.Problem, "73.7% used"},
+		{"root reserve under", 1000, 300, 250, 74, agent.OK, ""},
+		{"thin-provisioned", 1000, 900, 400, 50, agent.OK, ""},
+		{"thin-provisioned over", 1000, 900, 400, 19, agent.Problem, "20.0% used"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := func(_ string, st *unix.Statfs_t) error {
+				*st = unix.Statfs_t{Bsize: 4096, Blocks: c.blocks, Bfree: c.free, Bavail: c.avail, Files: 10, Ffree: 10}
+				return nil
+			}
+			r := Disk{Paths: []string{"/var/lib/containerd"}, MaxPercent: c.max, MaxInodePercent: 100, Statfs: st}.Run(context.Background())
+			if r.Status != c.want || !strings.Contains(r.Message, c.wantIn) {
+				t.Fatalf("%+v, want %s with %q", r, c.want, c.wantIn)
+			}
+		})
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"math"
 	"math/big"
 	"sort"
 	"strconv"
@@ -187,10 +188,11 @@ func checkAgent(t *testing.T, ctx context.Context, e *agentEnv) {
 		size, _ := strconv.ParseFloat(f[0], 64)
 		used, _ := strconv.ParseFloat(f[1], 64)
 		avail, _ := strconv.ParseFloat(f[2], 64)
+		// The check's measure is df's Use%: used / (used + available).
 		pct := used / (used + avail) * 100
-		threshold := int(pct) + 2
-		fill := int64((float64(threshold)+0.5)/100*(used+avail) - used)
-		t.Logf("%s: /var/lib/containerd %.1f%% used of %.0f GiB; threshold %d%%, writing %d MiB", w, pct, size/(1<<30), threshold, fill>>20)
+		threshold := int(math.Ceil(pct + 0.3))
+		fill := int64((float64(threshold)+0.3)/100*(used+avail) - used)
+		t.Logf("%s: /var/lib/containerd %.1f%% used (%.0f GiB of a %.0f GiB filesystem); threshold %d%%, writing %d MiB", w, pct, used/(1<<30), size/(1<<30), threshold, fill>>20)
 		restore, _ := run(ctx, h, "cat /etc/kubewright/agent.yaml")
 		defer func() {
 			dctx := context.WithoutCancel(ctx)
