@@ -3,8 +3,8 @@ package checks
 import (
 	"context"
 	"path/filepath"
-	"syscall"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
