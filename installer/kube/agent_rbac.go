@@ -160,42 +160,7 @@ func ensureAgentRole(ctx context.Context, cs kubernetes.Interface, dryRun bool) 
 }
 
 func ensureAgentClusterRoleBinding(ctx context.Context, cs kubernetes.Interface, dryRun bool) (bool, error) {
-	want := AgentClusterRoleBinding()
-	api := cs.RbacV1().ClusterRoleBindings()
-	got, err := api.Get(ctx, want.Name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		if dryRun {
-			return true, nil
-		}
-		if _, err := api.Create(ctx, want, metav1.CreateOptions{FieldManager: FieldManager}); err != nil {
-			return false, fmt.Errorf("create ClusterRoleBinding %s: %w", want.Name, err)
-		}
-		return true, nil
-	case err != nil:
-		return false, fmt.Errorf("get ClusterRoleBinding %s: %w", want.Name, err)
-	case got.RoleRef != want.RoleRef:
-		// roleRef is immutable: replace the binding.
-		if dryRun {
-			return true, nil
-		}
-		if err := api.Delete(ctx, want.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return false, fmt.Errorf("replace ClusterRoleBinding %s: %w", want.Name, err)
-		}
-		if _, err := api.Create(ctx, want, metav1.CreateOptions{FieldManager: FieldManager}); err != nil {
-			return false, fmt.Errorf("create ClusterRoleBinding %s: %w", want.Name, err)
-		}
-		return true, nil
-	case sameSubjects(got.Subjects, want.Subjects):
-		return false, nil
-	case dryRun:
-		return true, nil
-	}
-	got.Subjects = want.Subjects
-	if _, err := api.Update(ctx, got, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
-		return false, fmt.Errorf("update ClusterRoleBinding %s: %w", want.Name, err)
-	}
-	return true, nil
+	return ensureClusterRoleBinding(ctx, cs, AgentClusterRoleBinding(), dryRun)
 }
 
 func ensureAgentRoleBinding(ctx context.Context, cs kubernetes.Interface, dryRun bool) (bool, error) {

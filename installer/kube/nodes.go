@@ -112,45 +112,53 @@ func KubeProxyRBAC() *rbacv1.ClusterRoleBinding {
 // EnsureKubeProxyRBAC creates or repairs KubeProxyRBAC; with dryRun it only
 // reports whether it would. It returns true when something (would) change.
 func EnsureKubeProxyRBAC(ctx context.Context, cs kubernetes.Interface, dryRun bool) (bool, error) {
-	want := KubeProxyRBAC()
-	got, err := cs.RbacV1().ClusterRoleBindings().Get(ctx, want.Name, metav1.GetOptions{})
+	changed, err := ensureClusterRoleBinding(ctx, cs, KubeProxyRBAC(), dryRun)
+	if apierrors.IsAlreadyExists(err) {
+		// Every node's kube-proxy step ensures the binding, in parallel:
+		// another one won the race. Check what it created.
+		return EnsureKubeProxyRBAC(ctx, cs, dryRun)
+	}
+	return changed, err
+}
+
+// ensureClusterRoleBinding creates want, replaces it when its immutable
+// roleRef differs, or updates its subjects; with dryRun it only reports
+// whether it would. It returns true when something (would) change. A lost
+// create race comes back as an AlreadyExists error for the caller to retry.
+func ensureClusterRoleBinding(ctx context.Context, cs kubernetes.Interface, want *rbacv1.ClusterRoleBinding, dryRun bool) (bool, error) {
+	api := cs.RbacV1().ClusterRoleBindings()
+	got, err := api.Get(ctx, want.Name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		if dryRun {
 			return true, nil
 		}
-		_, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, want, metav1.CreateOptions{FieldManager: FieldManager})
-		if apierrors.IsAlreadyExists(err) {
-			// Every node's kube-proxy step ensures the binding, in parallel:
-			// another one won the race. Check what it created.
-			return EnsureKubeProxyRBAC(ctx, cs, dryRun)
-		}
-		if err != nil {
+		if _, err := api.Create(ctx, want, metav1.CreateOptions{FieldManager: FieldManager}); err != nil {
 			return false, fmt.Errorf("create ClusterRoleBinding %s: %w", want.Name, err)
 		}
 		return true, nil
 	case err != nil:
 		return false, fmt.Errorf("get ClusterRoleBinding %s: %w", want.Name, err)
 	case got.RoleRef != want.RoleRef:
+		// roleRef is immutable: replace the binding.
 		if dryRun {
 			return true, nil
 		}
-		if err := cs.RbacV1().ClusterRoleBindings().Delete(ctx, want.Name, metav1.DeleteOptions{}); err != nil {
+		if err := api.Delete(ctx, want.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return false, fmt.Errorf("replace ClusterRoleBinding %s: %w", want.Name, err)
 		}
-		if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, want, metav1.CreateOptions{FieldManager: FieldManager}); err != nil {
+		if _, err := api.Create(ctx, want, metav1.CreateOptions{FieldManager: FieldManager}); err != nil {
 			return false, fmt.Errorf("create ClusterRoleBinding %s: %w", want.Name, err)
 		}
 		return true, nil
-	case !sameSubjects(got.Subjects, want.Subjects):
-		if dryRun {
-			return true, nil
-		}
-		got.Subjects = want.Subjects
-		if _, err := cs.RbacV1().ClusterRoleBindings().Update(ctx, got, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
-			return false, fmt.Errorf("update ClusterRoleBinding %s: %w", want.Name, err)
-		}
+	case sameSubjects(got.Subjects, want.Subjects):
+		return false, nil
+	case dryRun:
 		return true, nil
 	}
-	return false, nil
+	got.Subjects = want.Subjects
+	if _, err := api.Update(ctx, got, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
+		return false, fmt.Errorf("update ClusterRoleBinding %s: %w", want.Name, err)
+	}
+	return true, nil
 }
