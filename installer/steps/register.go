@@ -29,5 +29,11 @@ func Register(r *engine.Registry) {
 	r.MustRegister("agent", newAgent)
 	r.MustRegister("addons", engine.Static(Addons{}))
 	r.MustRegister("file", newFile)
+	r.MustRegister("copy", newCopy)
+	r.MustRegister("template", newTemplate)
+	r.MustRegister("line", newLine)
+	r.MustRegister("directory", newDirectory)
+	r.MustRegister("absent", newAbsent)
+	r.MustRegister("command", newCommand)
 	r.MustRegister("etcd-health", engine.Static(EtcdHealth{}))
 }
