@@ -11,7 +11,7 @@ PKGS    := ./...
 TEST_TIMEOUT ?= 10m
 E2E_TIMEOUT  ?= 55m
 
-.PHONY: build test e2e bench lint fmt deps ci clean
+.PHONY: build test e2e bench lint fmt deps ci clean fuzz
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
@@ -25,6 +25,20 @@ e2e: build
 
 bench:
 	bash hack/bench.sh
+
+# fuzz runs every fuzz target for FUZZTIME, one after another (go test -fuzz
+# takes one target per invocation). New inputs land in the Go build cache;
+# copy the ones worth keeping into the package's testdata/fuzz/<Target>/,
+# which plain `go test` already runs as seeds.
+FUZZTIME    ?= 20s
+FUZZTARGETS := ./installer/inventory:FuzzParse ./installer/inventory:FuzzExpand \
+               ./installer/inventory:FuzzHostRange ./installer/engine:FuzzLoadPlaybook
+fuzz:
+	@set -e; for t in $(FUZZTARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s $$pkg; \
+	done
 
 lint:
 	$(GO) vet $(PKGS)
