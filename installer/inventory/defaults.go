@@ -40,9 +40,33 @@ const (
 	DefaultDNSProvider   = "coredns"
 	DefaultClusterDomain = "cluster.local"
 
-	DefaultStorageProvider  = "longhorn"
-	DefaultStorageReplicas  = 3
+	// StorageNone is spec.addons.storage.provider's default: no storage
+	// add-on. DefaultStorageProvider is what a legacy `storage: {enabled:
+	// true}` without a provider chooses.
+	StorageNone            = "none"
+	DefaultStorageProvider = "longhorn"
+	DefaultStorageReplicas = 3
+	// LonghornDiskLabel marks the nodes Longhorn creates its default disk
+	// on (with its create-default-disk-labeled-nodes setting); the
+	// defaults put it on longhorn's storage nodes.
+	LonghornDiskLabel = "node.longhorn.io/create-default-disk"
+	// The StorageClass each storage add-on creates (and marks default).
+	StorageClassLonghorn = "longhorn"
+	StorageClassRookCeph = "rook-ceph-block"
+
+	DefaultPrometheusRetention   = "15d"
+	DefaultPrometheusStorageSize = "50Gi"
+	DefaultCPUThresholdPercent   = 90
+	DefaultCPUThresholdMinutes   = 10
+
 	DefaultLogRetentionDays = 7
+	DefaultESReplicas       = 1
+	DefaultESHeap           = "1g"
+	DefaultESStorageSize    = "30Gi"
+
+	DefaultIngressMode   = "hostNetwork"
+	DefaultHTTPNodePort  = 30080
+	DefaultHTTPSNodePort = 30443
 
 	DefaultArtifactsSource = "dir"
 	// DefaultArtifactsPath is shared by all clusters of one operator; "~" is
@@ -145,12 +169,7 @@ func applyDefaults(c *Cluster) {
 	setString(&s.DNS.Provider, DefaultDNSProvider)
 	setString(&s.DNS.ClusterDomain, DefaultClusterDomain)
 
-	setString(&s.Storage.Provider, DefaultStorageProvider)
-	if s.Storage.Replicas == 0 {
-		// Never ask for more replicas than there are workers to hold them.
-		s.Storage.Replicas = min(DefaultStorageReplicas, max(1, len(s.Groups[GroupWorkers])))
-	}
-	setInt(&s.Logging.RetentionDays, DefaultLogRetentionDays)
+	applyAddonDefaults(c)
 
 	setString(&s.Artifacts.Source, DefaultArtifactsSource)
 	if s.Artifacts.Source == "dir" {
@@ -163,6 +182,146 @@ func applyDefaults(c *Cluster) {
 	}
 	setString(&s.Agent.CheckInterval, DefaultAgentCheckInterval)
 	setInt(&s.Agent.RepairBudget, DefaultRepairBudget)
+}
+
+// migrateLegacyAddons copies the spec.storage, spec.logging and
+// spec.monitoring sections of earlier releases into spec.addons. Validation
+// reports a section written both ways, names the legacy fields in its
+// messages (addonPath) and then clears the legacy sections.
+func migrateLegacyAddons(s *Spec) {
+	if l := s.LegacyStorage; l != nil {
+		st := &s.Addons.Storage
+		if l.Enabled {
+			st.Provider = l.Provider
+			if st.Provider == "" {
+				st.Provider = DefaultStorageProvider
+			}
+		} else {
+			st.Provider = StorageNone
+		}
+		st.Replicas = l.Replicas
+	}
+	if l := s.LegacyLogging; l != nil {
+		lg := &s.Addons.Logging
+		lg.Enabled = l.Enabled
+		lg.RetentionDays = l.RetentionDays
+		lg.HostLogDirs = l.HostLogPaths
+	}
+	if l := s.LegacyMonitoring; l != nil {
+		m := &s.Addons.Monitoring
+		m.Enabled = l.Enabled
+		m.Receivers.WebhookURL = l.AlertWebhookURL
+		if l.AlertEmail != "" {
+			m.Receivers.SMTP = &SMTP{To: []string{l.AlertEmail}}
+		}
+	}
+}
+
+// applyAddonDefaults fills the settings of the add-ons that are on; an add-on
+// that is off keeps only what the file says, so `inventory show` stays short.
+func applyAddonDefaults(c *Cluster) {
+	migrateLegacyAddons(&c.Spec)
+	a := &c.Spec.Addons
+	st := &a.Storage
+	setString(&st.Provider, StorageNone)
+	if st.Provider != StorageNone {
+		if st.Provider == "longhorn" {
+			setString(&st.Nodes, defaultNodeSelector(c))
+		}
+		if st.Replicas == 0 {
+			st.Replicas = min(DefaultStorageReplicas, max(1, len(c.StorageNodes())))
+		}
+		if st.Provider == "longhorn" {
+			for _, h := range c.StorageNodes() {
+				if _, set := h.Labels[LonghornDiskLabel]; !set {
+					if h.Labels == nil {
+						h.Labels = map[string]string{}
+					}
+					h.Labels[LonghornDiskLabel] = "true"
+				}
+			}
+		}
+	}
+	class := map[string]string{"longhorn": StorageClassLonghorn, "rook-ceph": StorageClassRookCeph}[st.Provider]
+
+	if m := &a.Monitoring; m.Enabled {
+		setString(&m.Retention, DefaultPrometheusRetention)
+		setString(&m.StorageSize, DefaultPrometheusStorageSize)
+		setString(&m.StorageClass, class)
+		setInt(&m.CPUThreshold.Percent, DefaultCPUThresholdPercent)
+		setInt(&m.CPUThreshold.ForMinutes, DefaultCPUThresholdMinutes)
+		if sm := m.Receivers.SMTP; sm != nil && sm.RequireTLS == nil {
+			v := true
+			sm.RequireTLS = &v
+		}
+	}
+	if l := &a.Logging; l.Enabled {
+		setInt(&l.RetentionDays, DefaultLogRetentionDays)
+		setString(&l.StorageClass, class)
+		setInt(&l.Elasticsearch.Replicas, DefaultESReplicas)
+		setString(&l.Elasticsearch.Heap, DefaultESHeap)
+		setString(&l.Elasticsearch.StorageSize, DefaultESStorageSize)
+	}
+	if in := &a.Ingress; in.Enabled {
+		setString(&in.Mode, DefaultIngressMode)
+		setString(&in.Nodes, defaultNodeSelector(c))
+		if in.Mode == "nodePort" {
+			setInt(&in.HTTPNodePort, DefaultHTTPNodePort)
+			setInt(&in.HTTPSNodePort, DefaultHTTPSNodePort)
+		}
+	}
+}
+
+// defaultNodeSelector is where add-ons that pick nodes go by default: the
+// workers, or the masters of a cluster without workers.
+func defaultNodeSelector(c *Cluster) string {
+	if len(c.Spec.Groups[GroupWorkers]) > 0 {
+		return GroupWorkers
+	}
+	return GroupMasters
+}
+
+// StorageNodes are the hosts the storage add-on keeps volume replicas on:
+// longhorn's spec.addons.storage.nodes, or the hosts rook-ceph has OSD disks
+// on, in inventory order. None without a storage add-on (or with an
+// unusable selector, which validation reports).
+func (c *Cluster) StorageNodes() []*Host {
+	st := c.Spec.Addons.Storage
+	switch st.Provider {
+	case "longhorn":
+		if st.Nodes == "" {
+			return nil
+		}
+		hs, err := c.Select(st.Nodes)
+		if err != nil {
+			return nil
+		}
+		return hs
+	case "rook-ceph":
+		var out []*Host
+		for i := range c.Spec.Hosts {
+			h := &c.Spec.Hosts[i]
+			if len(st.OSDDisks[h.Name]) > 0 && c.isMember(h.Name) {
+				out = append(out, h)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// IngressNodes are the edge nodes ingress-nginx runs on (none when ingress
+// is off or its selector is unusable).
+func (c *Cluster) IngressNodes() []*Host {
+	in := c.Spec.Addons.Ingress
+	if !in.Enabled || in.Nodes == "" {
+		return nil
+	}
+	hs, err := c.Select(in.Nodes)
+	if err != nil {
+		return nil
+	}
+	return hs
 }
 
 func setString(p *string, def string) {

@@ -53,9 +53,18 @@ type Spec struct {
 	ControlPlaneEndpoint ControlPlaneEndpoint `yaml:"controlPlaneEndpoint,omitempty" json:"controlPlaneEndpoint"`
 	Network              Network              `yaml:"network,omitempty" json:"network"`
 	DNS                  DNS                  `yaml:"dns,omitempty" json:"dns"`
-	Storage              Storage              `yaml:"storage,omitempty" json:"storage"`
-	Logging              Logging              `yaml:"logging,omitempty" json:"logging"`
-	Monitoring           Monitoring           `yaml:"monitoring" json:"monitoring"`
+	// Addons switches on the optional add-ons (storage, monitoring,
+	// logging, metrics-server, ingress); the network plugin and DNS are
+	// chosen above.
+	Addons Addons `yaml:"addons" json:"addons"`
+	// LegacyStorage, LegacyLogging and LegacyMonitoring read the
+	// spec.storage, spec.logging and spec.monitoring sections of earlier
+	// inventories. Load moves them into Addons (and clears them), so
+	// `inventory show` prints the spec.addons form; writing a section both
+	// ways is an error.
+	LegacyStorage    *LegacyStorage    `yaml:"storage,omitempty" json:"-"`
+	LegacyLogging    *LegacyLogging    `yaml:"logging,omitempty" json:"-"`
+	LegacyMonitoring *LegacyMonitoring `yaml:"monitoring,omitempty" json:"-"`
 	Artifacts            Artifacts            `yaml:"artifacts,omitempty" json:"artifacts"`
 	RegistryMirror       string               `yaml:"registryMirror,omitempty" json:"registryMirror,omitempty"`
 	Agent                Agent                `yaml:"agent,omitempty" json:"agent"`
@@ -153,24 +162,152 @@ type DNS struct {
 	Upstreams     []string `yaml:"upstreams,omitempty" json:"upstreams,omitempty"`
 }
 
-// Storage switches distributed storage on.
+// Addons are the optional cluster add-ons. Every one is off by default, so
+// an inventory that does not mention them renders what it always did.
+type Addons struct {
+	MetricsServer MetricsServer `yaml:"metricsServer" json:"metricsServer"`
+	Storage       Storage       `yaml:"storage" json:"storage"`
+	Monitoring    Monitoring    `yaml:"monitoring" json:"monitoring"`
+	Logging       Logging       `yaml:"logging" json:"logging"`
+	Ingress       Ingress       `yaml:"ingress" json:"ingress"`
+}
+
+// MetricsServer serves the resource metrics API (kubectl top, HPA).
+type MetricsServer struct {
+	Enabled bool `yaml:"enabled" json:"enabled"`
+}
+
+// Storage chooses the distributed storage add-on, which provides the
+// cluster's default StorageClass.
 type Storage struct {
+	// Provider is none (default), longhorn or rook-ceph.
+	Provider string `yaml:"provider,omitempty" json:"provider"`
+	// Replicas is how many copies of each volume are kept, each on a
+	// different storage node (default: 3, or the number of storage nodes
+	// if fewer). It can never exceed the number of storage nodes.
+	Replicas int `yaml:"replicas,omitempty" json:"replicas,omitempty"`
+	// Nodes selects longhorn's storage nodes, like a playbook's hosts
+	// (default: workers, or masters when there are none). rook-ceph's
+	// storage nodes are the hosts of OSDDisks instead.
+	Nodes string `yaml:"nodes,omitempty" json:"nodes,omitempty"`
+	// OSDDisks maps a host name to the raw disks Ceph takes over as OSDs
+	// (rook-ceph only): device names such as sdb or nvme0n1, or
+	// /dev/disk/by-id/... paths. They are wiped by Ceph.
+	OSDDisks map[string][]string `yaml:"osdDisks,omitempty" json:"osdDisks,omitempty"`
+}
+
+// Monitoring switches Prometheus, Alertmanager, Grafana, node-exporter and
+// kube-state-metrics on.
+type Monitoring struct {
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// Retention is how long Prometheus keeps samples (default 15d).
+	Retention string `yaml:"retention,omitempty" json:"retention,omitempty"`
+	// StorageSize of Prometheus' volume (default 50Gi).
+	StorageSize string `yaml:"storageSize,omitempty" json:"storageSize,omitempty"`
+	// StorageClass of Prometheus' volume (default: the storage add-on's
+	// class; required when storage.provider is none).
+	StorageClass string `yaml:"storageClass,omitempty" json:"storageClass,omitempty"`
+	// CPUThreshold is the node CPU alert: busier than Percent for
+	// ForMinutes (default 90% for 10 minutes).
+	CPUThreshold CPUThreshold `yaml:"cpuThreshold,omitempty" json:"cpuThreshold"`
+	// Receivers get the alerts; none means alerts are only visible in
+	// Alertmanager's UI.
+	Receivers Receivers `yaml:"receivers,omitempty" json:"receivers"`
+	// GrafanaAdminPasswordEnv names the environment variable with
+	// Grafana's admin password. Unset, Grafana starts with its own default
+	// (admin/admin) and asks for a new one at the first login.
+	GrafanaAdminPasswordEnv string `yaml:"grafanaAdminPasswordEnv,omitempty" json:"grafanaAdminPasswordEnv,omitempty"`
+}
+
+// CPUThreshold is when the node CPU alert fires.
+type CPUThreshold struct {
+	Percent    int `yaml:"percent,omitempty" json:"percent,omitempty"`
+	ForMinutes int `yaml:"forMinutes,omitempty" json:"forMinutes,omitempty"`
+}
+
+// Receivers are where Alertmanager sends alerts; both may be set.
+type Receivers struct {
+	// WebhookURL receives Alertmanager's webhook JSON (e.g. the platform's
+	// SMS or e-mail gateway).
+	WebhookURL string `yaml:"webhookURL,omitempty" json:"webhookURL,omitempty"`
+	SMTP       *SMTP  `yaml:"smtp,omitempty" json:"smtp,omitempty"`
+}
+
+// SMTP sends alerts by e-mail. Credentials come from environment variables
+// and end up only in Alertmanager's Secret.
+type SMTP struct {
+	// Smarthost is the mail server, host:port.
+	Smarthost string   `yaml:"smarthost" json:"smarthost"`
+	From      string   `yaml:"from" json:"from"`
+	To        []string `yaml:"to" json:"to"`
+	// AuthUsernameEnv / AuthPasswordEnv name the variables with the SMTP
+	// login; both or neither.
+	AuthUsernameEnv string `yaml:"authUsernameEnv,omitempty" json:"authUsernameEnv,omitempty"`
+	AuthPasswordEnv string `yaml:"authPasswordEnv,omitempty" json:"authPasswordEnv,omitempty"`
+	// RequireTLS (default true) refuses to send over a connection without
+	// STARTTLS.
+	RequireTLS *bool `yaml:"requireTLS,omitempty" json:"requireTLS,omitempty"`
+}
+
+// Logging switches EFK on: Elasticsearch, Fluent Bit on every node, Kibana.
+type Logging struct {
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// RetentionDays is how many daily indices are kept (default 7).
+	RetentionDays int `yaml:"retentionDays,omitempty" json:"retentionDays,omitempty"`
+	// HostLogDirs are extra log locations on every host, besides container
+	// logs: a directory (its *.log files), a file, or a glob such as
+	// /opt/app/logs/*.txt.
+	HostLogDirs []string `yaml:"hostLogDirs,omitempty" json:"hostLogDirs,omitempty"`
+	// StorageClass of Elasticsearch's volumes (default: the storage
+	// add-on's class; required when storage.provider is none).
+	StorageClass  string        `yaml:"storageClass,omitempty" json:"storageClass,omitempty"`
+	Elasticsearch Elasticsearch `yaml:"elasticsearch,omitempty" json:"elasticsearch"`
+}
+
+// Elasticsearch sizes the log store.
+type Elasticsearch struct {
+	// Replicas is the number of Elasticsearch nodes (default 1).
+	Replicas int `yaml:"replicas,omitempty" json:"replicas,omitempty"`
+	// Heap is the JVM heap, e.g. 1g or 512m (default 1g); the pod's memory
+	// is twice that.
+	Heap string `yaml:"heap,omitempty" json:"heap,omitempty"`
+	// StorageSize of each node's volume (default 30Gi).
+	StorageSize string `yaml:"storageSize,omitempty" json:"storageSize,omitempty"`
+}
+
+// Ingress runs ingress-nginx on edge nodes.
+type Ingress struct {
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// Mode is hostNetwork (default: ports 80 and 443 on each edge node) or
+	// nodePort (HTTPNodePort and HTTPSNodePort, answered by edge nodes only).
+	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
+	// Nodes selects the edge nodes (default: workers, or masters when there
+	// are none).
+	Nodes         string `yaml:"nodes,omitempty" json:"nodes,omitempty"`
+	HTTPNodePort  int    `yaml:"httpNodePort,omitempty" json:"httpNodePort,omitempty"`
+	HTTPSNodePort int    `yaml:"httpsNodePort,omitempty" json:"httpsNodePort,omitempty"`
+}
+
+// LegacyStorage is the spec.storage section of earlier releases: enabled
+// with provider becomes addons.storage.provider (none when not enabled).
+type LegacyStorage struct {
 	Enabled  bool   `yaml:"enabled" json:"enabled"`
-	Provider string `yaml:"provider,omitempty" json:"provider,omitempty"` // longhorn | rook-ceph
+	Provider string `yaml:"provider,omitempty" json:"provider,omitempty"`
 	Replicas int    `yaml:"replicas,omitempty" json:"replicas,omitempty"`
 }
 
-// Logging switches EFK on.
-type Logging struct {
+// LegacyLogging is the spec.logging section of earlier releases;
+// hostLogPaths became addons.logging.hostLogDirs.
+type LegacyLogging struct {
 	Enabled       bool     `yaml:"enabled" json:"enabled"`
 	RetentionDays int      `yaml:"retentionDays,omitempty" json:"retentionDays,omitempty"`
 	HostLogPaths  []string `yaml:"hostLogPaths,omitempty" json:"hostLogPaths,omitempty"`
 }
 
-// Monitoring switches Prometheus, Alertmanager and Grafana on.
-type Monitoring struct {
-	Enabled bool `yaml:"enabled" json:"enabled"`
-	// AlertWebhookURL receives Alertmanager notifications (e.g. an SMS gateway).
+// LegacyMonitoring is the spec.monitoring section of earlier releases:
+// alertWebhookURL became receivers.webhookURL, alertEmail receivers.smtp.to.
+type LegacyMonitoring struct {
+	Enabled         bool   `yaml:"enabled" json:"enabled"`
 	AlertWebhookURL string `yaml:"alertWebhookURL,omitempty" json:"alertWebhookURL,omitempty"`
 	AlertEmail      string `yaml:"alertEmail,omitempty" json:"alertEmail,omitempty"`
 }

@@ -20,7 +20,8 @@ var (
 	ValidDNSProviders     = []string{"coredns", "kube-dns"}
 	ValidProxyModes       = []string{"iptables", "ipvs"}
 	ValidTaintEffects     = []string{"NoSchedule", "PreferNoSchedule", "NoExecute"}
-	ValidStorageProviders = []string{"longhorn", "rook-ceph"}
+	ValidStorageProviders = []string{StorageNone, "longhorn", "rook-ceph"}
+	ValidIngressModes     = []string{"hostNetwork", "nodePort"}
 	ValidArtifactSources  = []string{"dir", "download", "bundle"}
 	ValidEncapsulations   = map[string][]string{
 		"calico":  {"vxlan", "ipip", "none"},
@@ -115,7 +116,7 @@ func (p *parser) validate(c *Cluster, o options) {
 	p.validateKubernetes(c)
 	p.validateEndpoint(c, o)
 	p.validateNetwork(c, o)
-	p.validateAddons(c)
+	p.validateAddons(c, o)
 	p.validateAgent(c)
 }
 
@@ -818,7 +819,7 @@ func (p *parser) validateNetwork(c *Cluster, o options) {
 	}
 }
 
-func (p *parser) validateAddons(c *Cluster) {
+func (p *parser) validateAddons(c *Cluster, o options) {
 	s := c.Spec
 	p.oneOf("spec.dns.provider", s.DNS.Provider, ValidDNSProviders, "DNS provider")
 	if !isDNSSubdomain(s.DNS.ClusterDomain) {
@@ -829,28 +830,7 @@ func (p *parser) validateAddons(c *Cluster) {
 			p.errorf(indexPath("spec.dns.upstreams", i), "write a resolver IP, optionally with a port, e.g. 1.1.1.1 or 10.0.0.2:53", "invalid upstream DNS server %q", u)
 		}
 	}
-	p.oneOf("spec.storage.provider", s.Storage.Provider, ValidStorageProviders, "storage provider")
-	if s.Storage.Replicas < 1 {
-		p.errorf("spec.storage.replicas", "use 1 or more (3 for production)", "storage replicas %d is less than 1", s.Storage.Replicas)
-	} else if w := len(s.Groups[GroupWorkers]); s.Storage.Enabled && s.Storage.Replicas > w {
-		p.warnf("spec.storage.replicas", "add workers or lower replicas", "storage wants %d replicas but there are %d workers to hold them", s.Storage.Replicas, w)
-	}
-	if s.Logging.RetentionDays < 1 {
-		p.errorf("spec.logging.retentionDays", fmt.Sprintf("use 1 or more, e.g. %d", DefaultLogRetentionDays), "log retention %d days is less than 1", s.Logging.RetentionDays)
-	}
-	for i, lp := range s.Logging.HostLogPaths {
-		if !path.IsAbs(lp) {
-			p.errorf(indexPath("spec.logging.hostLogPaths", i), "write an absolute path or glob on the hosts, e.g. /var/log/syslog", "host log path %q is not absolute", lp)
-		}
-	}
-	if u := s.Monitoring.AlertWebhookURL; u != "" && !isHTTPURL(u) {
-		p.errorf("spec.monitoring.alertWebhookURL", "write a full URL, e.g. https://sms-gateway.example.com/alert", "invalid webhook URL %q", u)
-	}
-	if e := s.Monitoring.AlertEmail; e != "" {
-		if a, err := mail.ParseAddress(e); err != nil || a.Address != e {
-			p.errorf("spec.monitoring.alertEmail", "write a bare address, e.g. oncall@example.com", "invalid e-mail address %q", e)
-		}
-	}
+	p.validateOptionalAddons(c, o)
 	a := s.Artifacts
 	if p.oneOf("spec.artifacts.source", a.Source, ValidArtifactSources, "artifacts source") {
 		switch a.Source {
@@ -892,4 +872,350 @@ func isIPOrIPPort(s string) bool {
 func isHTTPURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// Where the spec.addons sections were written in the legacy spelling, the
+// messages name the legacy field (or, for settings the legacy section did
+// not have, the section): the operator finds what they wrote.
+var legacyAddonPaths = []struct{ section, newPrefix, oldPrefix string }{
+	{"spec.storage", "spec.addons.storage.replicas", "spec.storage.replicas"},
+	{"spec.logging", "spec.addons.logging.hostLogDirs", "spec.logging.hostLogPaths"},
+	{"spec.logging", "spec.addons.logging.enabled", "spec.logging.enabled"},
+	{"spec.logging", "spec.addons.logging.retentionDays", "spec.logging.retentionDays"},
+	{"spec.monitoring", "spec.addons.monitoring.enabled", "spec.monitoring.enabled"},
+	{"spec.monitoring", "spec.addons.monitoring.receivers.webhookURL", "spec.monitoring.alertWebhookURL"},
+}
+
+// addonPath maps a spec.addons path to the legacy field it came from, when
+// the file used the legacy section.
+func (p *parser) addonPath(path string) string {
+	under := func(path, prefix string) bool {
+		return path == prefix || strings.HasPrefix(path, prefix+".") || strings.HasPrefix(path, prefix+"[")
+	}
+	for _, l := range legacyAddonPaths {
+		if p.explicit(l.section) && under(path, l.newPrefix) {
+			return l.oldPrefix + path[len(l.newPrefix):]
+		}
+	}
+	switch {
+	case p.explicit("spec.storage") && under(path, "spec.addons.storage.provider"):
+		if p.explicit("spec.storage.provider") {
+			return "spec.storage.provider"
+		}
+		return "spec.storage.enabled"
+	case p.explicit("spec.monitoring.alertEmail") && under(path, "spec.addons.monitoring.receivers.smtp"):
+		return "spec.monitoring.alertEmail"
+	}
+	for _, sec := range []string{"storage", "logging", "monitoring"} {
+		if p.explicit("spec."+sec) && under(path, "spec.addons."+sec) {
+			return "spec." + sec
+		}
+	}
+	return path
+}
+
+var (
+	promDurationRe = regexp.MustCompile(`^[1-9][0-9]*(h|d|w|y)$`)
+	quantityRe     = regexp.MustCompile(`^[1-9][0-9]*(Mi|Gi|Ti)$`)
+	heapRe         = regexp.MustCompile(`^([1-9][0-9]*)([mg])$`)
+	// Device names as Rook takes them: a kernel name (sdb, nvme0n1, vdc)
+	// or a stable /dev/disk/by-* path.
+	diskNameRe = regexp.MustCompile(`^([a-z]+[a-z0-9]*|/dev/disk/by-(id|path|uuid|partuuid)/[A-Za-z0-9:._+-]+)$`)
+)
+
+// validateOptionalAddons checks spec.addons (or its legacy sections). Values
+// written in the file are checked even for an add-on that is off, so a
+// typo does not wait for the day it is switched on; what an add-on needs
+// to run (a StorageClass, enough nodes) is checked when it is on.
+func (p *parser) validateOptionalAddons(c *Cluster, o options) {
+	s := &c.Spec
+	for _, sec := range []string{"storage", "logging", "monitoring"} {
+		if p.explicit("spec."+sec) && p.explicit("spec.addons."+sec) {
+			p.errorf("spec."+sec, "keep spec.addons."+sec+" and remove spec."+sec, "%s is written twice: spec.%s (the earlier spelling) and spec.addons.%s", sec, sec, sec)
+		}
+	}
+	if l := s.LegacyStorage; l != nil && l.Provider != "" && l.Provider != StorageNone {
+		p.oneOf("spec.storage.provider", l.Provider, ValidStorageProviders[1:], "storage provider")
+	}
+	p.validateStorage(c)
+	p.validateMonitoring(c, o)
+	p.validateLogging(c)
+	p.validateIngress(c)
+	s.LegacyStorage, s.LegacyLogging, s.LegacyMonitoring = nil, nil, nil
+}
+
+func hostNames(hs []*Host) string {
+	names := make([]string, len(hs))
+	for i, h := range hs {
+		names[i] = h.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+func (p *parser) validateStorage(c *Cluster) {
+	st := c.Spec.Addons.Storage
+	const sp = "spec.addons.storage"
+	if p.failed[sp+".provider"] || !p.oneOf(p.addonPath(sp+".provider"), st.Provider, ValidStorageProviders, "storage provider") {
+		return
+	}
+	if st.Provider == StorageNone {
+		if st.Nodes != "" || len(st.OSDDisks) > 0 || (st.Replicas != 0 && p.explicit(sp+".replicas")) {
+			p.warnf(sp, "set provider: longhorn or rook-ceph, or remove the other storage settings", "storage settings are ignored without a storage provider")
+		}
+		return
+	}
+	if st.Replicas < 1 {
+		p.errorf(p.addonPath(sp+".replicas"), "use 1 or more (3 for production)", "storage replicas %d is less than 1", st.Replicas)
+	}
+	switch st.Provider {
+	case "longhorn":
+		if len(st.OSDDisks) > 0 {
+			p.errorf(sp+".osdDisks", "remove osdDisks (longhorn keeps its data under /var/lib/longhorn on each storage node), or set provider: rook-ceph", "osdDisks are only used by rook-ceph")
+		}
+		if _, err := c.Select(st.Nodes); err != nil {
+			p.errorf(p.addonPath(sp+".nodes"), "write groups, host names or label=value terms, e.g. workers", "storage nodes: %v", err)
+			return
+		}
+		if len(c.StorageNodes()) == 0 {
+			p.errorf(p.addonPath(sp+".nodes"), "select the hosts that keep volume replicas, e.g. workers", "storage nodes %q select no host", st.Nodes)
+		}
+		for _, h := range c.StorageNodes() {
+			if v := h.Labels[LonghornDiskLabel]; v != "true" {
+				p.errorf(p.addonPath(sp+".nodes"), fmt.Sprintf("remove the %s label from host %s, or leave it out of the storage nodes", LonghornDiskLabel, h.Name),
+					"host %s is a storage node but its label %s=%q stops longhorn from creating a disk there", h.Name, LonghornDiskLabel, v)
+			}
+		}
+	case "rook-ceph":
+		if st.Nodes != "" {
+			p.errorf(sp+".nodes", "remove nodes: rook-ceph's storage nodes are the hosts listed in osdDisks", "nodes is only used by longhorn")
+		}
+		if len(st.OSDDisks) == 0 {
+			p.errorf(p.addonPath(sp+".provider"), "add osdDisks: {HOST: [DISK, ...]}, e.g. osdDisks: {worker1: [sdb]}, naming empty disks Ceph may wipe", "rook-ceph needs at least one OSD disk")
+		}
+		var hosts []string
+		for _, h := range c.Spec.Hosts {
+			hosts = append(hosts, h.Name)
+		}
+		for _, name := range sortedKeys(st.OSDDisks) {
+			kp := joinPath(sp+".osdDisks", name)
+			if h := c.Host(name); h == nil || !c.isMember(name) {
+				p.errorf(kp, "use the name of a cluster host", "%q is not a host in the cluster%s", name, didYouMean(name, hosts))
+				continue
+			}
+			seen := map[string]bool{}
+			for i, d := range st.OSDDisks[name] {
+				dp := indexPath(kp, i)
+				switch {
+				case !diskNameRe.MatchString(d):
+					p.errorf(dp, "write a device name such as sdb or nvme0n1, or a /dev/disk/by-id/... path", "invalid disk %q", d)
+				case seen[d]:
+					p.errorf(dp, "list each disk once", "disk %q is listed twice for host %s", d, name)
+				}
+				seen[d] = true
+			}
+			if len(st.OSDDisks[name]) == 0 {
+				p.errorf(kp, "list the host's OSD disks, e.g. [sdb], or remove the host", "host %s has no OSD disks", name)
+			}
+		}
+	}
+	nodes := c.StorageNodes()
+	if st.Replicas >= 1 && len(nodes) > 0 && st.Replicas > len(nodes) {
+		where := "longhorn: spec.addons.storage.nodes"
+		if st.Provider == "rook-ceph" {
+			where = "rook-ceph: hosts in spec.addons.storage.osdDisks"
+		}
+		fix := fmt.Sprintf("add storage nodes (%s)", where)
+		if len(nodes) > 0 {
+			fix = fmt.Sprintf("set replicas: %d, or %s", len(nodes), fix)
+		}
+		list := ""
+		if len(nodes) > 0 {
+			list = " (" + hostNames(nodes) + ")"
+		}
+		path := sp + ".replicas"
+		if !p.explicit(p.addonPath(path)) {
+			path = sp + ".provider"
+		}
+		p.errorf(p.addonPath(path), fix, "%d storage replicas need %d storage nodes, each holding one copy, but there are %d%s", st.Replicas, st.Replicas, len(nodes), list)
+	}
+}
+
+// storageClassFor checks that an add-on with PersistentVolumes has a
+// StorageClass: the storage add-on's, or one the operator names.
+func (p *parser) storageClassFor(c *Cluster, path, class, what string) {
+	switch {
+	case class == "":
+		p.errorf(p.addonPath(path+".enabled"), "set spec.addons.storage.provider: longhorn (or rook-ceph), or "+path+".storageClass: a StorageClass the cluster already has",
+			"%s keeps its data on PersistentVolumes, but there is no storage add-on and no storageClass", what)
+	case !isDNSSubdomain(class):
+		p.errorf(path+".storageClass", "write the StorageClass name, e.g. "+StorageClassLonghorn, "invalid StorageClass name %q", class)
+	}
+}
+
+func (p *parser) validateMonitoring(c *Cluster, o options) {
+	m := c.Spec.Addons.Monitoring
+	const mp = "spec.addons.monitoring"
+	if m.Retention != "" && !promDurationRe.MatchString(m.Retention) {
+		p.errorf(mp+".retention", "write a number of hours, days, weeks or years, e.g. "+DefaultPrometheusRetention, "invalid retention %q", m.Retention)
+	}
+	if m.StorageSize != "" && !quantityRe.MatchString(m.StorageSize) {
+		p.errorf(mp+".storageSize", "write a size in Mi, Gi or Ti, e.g. "+DefaultPrometheusStorageSize, "invalid storage size %q", m.StorageSize)
+	}
+	if m.Enabled {
+		p.storageClassFor(c, mp, m.StorageClass, "Prometheus")
+	} else if m.StorageClass != "" && !isDNSSubdomain(m.StorageClass) {
+		p.errorf(mp+".storageClass", "write the StorageClass name, e.g. "+StorageClassLonghorn, "invalid StorageClass name %q", m.StorageClass)
+	}
+	if v := m.CPUThreshold.Percent; v != 0 && (v < 1 || v > 100) {
+		p.errorf(mp+".cpuThreshold.percent", fmt.Sprintf("use a percentage from 1 to 100, e.g. %d", DefaultCPUThresholdPercent), "CPU threshold %d%% is out of range", v)
+	}
+	if v := m.CPUThreshold.ForMinutes; v != 0 && (v < 1 || v > 1440) {
+		p.errorf(mp+".cpuThreshold.forMinutes", fmt.Sprintf("use 1 to 1440 minutes, e.g. %d", DefaultCPUThresholdMinutes), "CPU alert delay %d minutes is out of range", v)
+	}
+	r := m.Receivers
+	if u := r.WebhookURL; u != "" && !isHTTPURL(u) {
+		p.errorf(p.addonPath(mp+".receivers.webhookURL"), "write a full URL, e.g. https://sms-gateway.example.com/alert", "invalid webhook URL %q", u)
+	}
+	if sm := r.SMTP; sm != nil {
+		sp := mp + ".receivers.smtp"
+		legacy := p.explicit("spec.monitoring.alertEmail")
+		badTo := false
+		for i, to := range sm.To {
+			if a, err := mail.ParseAddress(to); err != nil || a.Address != to {
+				p.errorf(p.addonPath(indexPath(sp+".to", i)), "write a bare address, e.g. oncall@example.com", "invalid e-mail address %q", to)
+				badTo = true
+			}
+		}
+		switch {
+		case legacy && badTo:
+		case legacy && sm.Smarthost == "":
+			p.errorf(p.addonPath(sp), "move the address to spec.addons.monitoring.receivers.smtp.to and add smarthost and from there", "e-mail alerts need an SMTP server, and the earlier alertEmail setting has none")
+		case legacy:
+		default:
+			if len(sm.To) == 0 {
+				p.errorf(sp+".to", "list the recipients, e.g. to: [oncall@example.com]", "smtp has no recipients")
+			}
+			if sm.Smarthost == "" {
+				p.errorf(sp, "add smarthost: the mail server as host:port, e.g. smtp.example.com:587", "smtp has no smarthost")
+			} else if h, port, err := net.SplitHostPort(sm.Smarthost); err != nil || h == "" || port == "" || !isPortString(port) || (!isHostname(h) && !isIPOrIPPort(h)) {
+				p.errorf(sp+".smarthost", "write host:port, e.g. smtp.example.com:587", "invalid smarthost %q", sm.Smarthost)
+			}
+			if sm.From == "" {
+				p.errorf(sp, "add from: the sender address, e.g. alertmanager@example.com", "smtp has no sender (from)")
+			} else if a, err := mail.ParseAddress(sm.From); err != nil || a.Address != sm.From {
+				p.errorf(sp+".from", "write a bare address, e.g. alertmanager@example.com", "invalid e-mail address %q", sm.From)
+			}
+		}
+		if (sm.AuthUsernameEnv == "") != (sm.AuthPasswordEnv == "") {
+			missing := "authPasswordEnv"
+			if sm.AuthUsernameEnv == "" {
+				missing = "authUsernameEnv"
+			}
+			p.errorf(sp+"."+missing, "set both authUsernameEnv and authPasswordEnv, or neither", "SMTP authentication needs both a username and a password variable")
+		}
+		if m.Enabled {
+			p.envVar(sp+".authUsernameEnv", sm.AuthUsernameEnv, o)
+			p.envVar(sp+".authPasswordEnv", sm.AuthPasswordEnv, o)
+		}
+	}
+	if m.Enabled {
+		p.envVar(mp+".grafanaAdminPasswordEnv", m.GrafanaAdminPasswordEnv, o)
+		if r.WebhookURL == "" && r.SMTP == nil {
+			p.warnf(p.addonPath(mp+".enabled"), "add receivers: {webhookURL: ...} and/or receivers: {smtp: {...}}", "alerts reach no one: monitoring has no receivers")
+		}
+	}
+}
+
+func isPortString(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 1 && n <= 65535
+}
+
+func (p *parser) validateLogging(c *Cluster) {
+	l := c.Spec.Addons.Logging
+	const lp = "spec.addons.logging"
+	if l.RetentionDays < 0 || (l.Enabled && l.RetentionDays < 1) || (l.RetentionDays == 0 && p.explicit(p.addonPath(lp+".retentionDays"))) {
+		p.errorf(p.addonPath(lp+".retentionDays"), fmt.Sprintf("use 1 or more, e.g. %d", DefaultLogRetentionDays), "log retention %d days is less than 1", l.RetentionDays)
+	}
+	seen := map[string]int{}
+	for i, d := range l.HostLogDirs {
+		dp := p.addonPath(indexPath(lp+".hostLogDirs", i))
+		dir, last := path.Split(d)
+		switch {
+		case !path.IsAbs(d):
+			p.errorf(dp, "write an absolute directory, file or glob on the hosts, e.g. /var/log/myapp", "host log path %q is not absolute", d)
+		case strings.ContainsAny(d, ", \t\n"):
+			p.errorf(dp, "use a path without commas or spaces (Fluent Bit separates patterns with commas)", "host log path %q has a comma or a space", d)
+		case path.Clean(d) != d || d == "/":
+			p.errorf(dp, "write the path in its clean form, e.g. "+path.Clean(d), "host log path %q is not a clean path below /", d)
+		case strings.ContainsAny(dir, "*?["):
+			p.errorf(dp, "put wildcards only in the last element, e.g. /var/log/myapp/*.log", "host log path %q has a wildcard in a directory", d)
+		case last == "":
+		default:
+			if j, dup := seen[d]; dup {
+				p.errorf(dp, "list each path once", "host log path %q is also hostLogDirs[%d]", d, j)
+			}
+			seen[d] = i
+		}
+	}
+	if l.Enabled {
+		p.storageClassFor(c, lp, l.StorageClass, "Elasticsearch")
+	} else if l.StorageClass != "" && !isDNSSubdomain(l.StorageClass) {
+		p.errorf(lp+".storageClass", "write the StorageClass name, e.g. "+StorageClassLonghorn, "invalid StorageClass name %q", l.StorageClass)
+	}
+	es := l.Elasticsearch
+	const ep = lp + ".elasticsearch"
+	if es.Replicas < 0 || (es.Replicas == 0 && p.explicit(ep+".replicas")) || es.Replicas > 9 {
+		p.errorf(ep+".replicas", "use 1 to 9 Elasticsearch nodes (1 for a small cluster, 3 to survive one node's loss)", "Elasticsearch replicas %d is out of range", es.Replicas)
+	}
+	if es.Heap != "" {
+		m := heapRe.FindStringSubmatch(es.Heap)
+		mb := 0
+		if m != nil {
+			mb, _ = strconv.Atoi(m[1])
+			if m[2] == "g" {
+				mb *= 1024
+			}
+		}
+		if m == nil || mb < 256 || mb > 31*1024 {
+			p.errorf(ep+".heap", "write the JVM heap from 256m to 31g, e.g. "+DefaultESHeap, "invalid Elasticsearch heap %q", es.Heap)
+		}
+	}
+	if es.StorageSize != "" && !quantityRe.MatchString(es.StorageSize) {
+		p.errorf(ep+".storageSize", "write a size in Mi, Gi or Ti, e.g. "+DefaultESStorageSize, "invalid storage size %q", es.StorageSize)
+	}
+}
+
+func (p *parser) validateIngress(c *Cluster) {
+	in := c.Spec.Addons.Ingress
+	const ip = "spec.addons.ingress"
+	if in.Mode != "" {
+		p.oneOf(ip+".mode", in.Mode, ValidIngressModes, "ingress mode")
+	}
+	if in.Enabled {
+		if _, err := c.Select(in.Nodes); err != nil {
+			p.errorf(ip+".nodes", "write groups, host names or label=value terms, e.g. workers", "ingress nodes: %v", err)
+		} else if len(c.IngressNodes()) == 0 {
+			p.errorf(ip+".nodes", "select at least one edge node, e.g. workers", "ingress nodes %q select no host", in.Nodes)
+		}
+	}
+	ports := []struct {
+		key string
+		v   int
+	}{{"httpNodePort", in.HTTPNodePort}, {"httpsNodePort", in.HTTPSNodePort}}
+	for _, pt := range ports {
+		if pt.v == 0 {
+			continue
+		}
+		if in.Mode != "nodePort" {
+			p.warnf(ip+"."+pt.key, "remove it, or set mode: nodePort", "%s is only used in nodePort mode", pt.key)
+			continue
+		}
+		if pt.v < 30000 || pt.v > 32767 {
+			p.errorf(ip+"."+pt.key, "use a port in kube-apiserver's NodePort range, 30000-32767", "NodePort %d is outside 30000-32767", pt.v)
+		}
+	}
+	if in.HTTPNodePort != 0 && in.HTTPNodePort == in.HTTPSNodePort {
+		p.errorf(ip+".httpsNodePort", "use two different ports, e.g. 30080 and 30443", "httpNodePort and httpsNodePort are both %d", in.HTTPNodePort)
+	}
 }
