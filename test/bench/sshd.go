@@ -1,0 +1,203 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// sshd is the benchmark's own OpenSSH server: one process on one port,
+// listening on 127.0.1.1 ... 127.0.1.N (all of 127.0.0.0/8 is loopback on
+// Linux, so no address has to be added). Both tools reach every "host"
+// through it with the same configuration; it is stopped by its PID.
+type sshd struct {
+	dir        string
+	port       int
+	addrs      []string
+	clientKey  string // private key file, OpenSSH format
+	knownHosts string // one line per address
+	pidFile    string
+	cmd        *exec.Cmd
+}
+
+// sshdConfig is the setup of /work/shared/BENCH.md: StrictModes no because
+// the keys live in a temp dir, UsePAM no, SetEnv SHLVL=1 so that root's
+// ~/.bashrc (pyenv init on these machines) is skipped for every command of
+// either tool, MaxSessions 100 for Ansible's ControlMaster and kubewright's
+// 8 sessions per connection, MaxStartups above the largest host count so no
+// handshake is refused.
+const sshdConfig = `Port %d
+%sHostKey %s
+AuthorizedKeysFile %s
+PidFile %s
+StrictModes no
+UsePAM no
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin yes
+MaxStartups %d
+MaxSessions 100
+MaxAuthTries 10
+UseDNS no
+PrintMotd no
+PrintLastLog no
+Subsystem sftp internal-sftp
+SetEnv SHLVL=1
+LogLevel ERROR
+`
+
+func writeKey(path string, priv ed25519.PrivateKey) error {
+	block, err := ssh.MarshalPrivateKey(priv, "kubewright-bench")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, pem.EncodeToMemory(block), 0o600)
+}
+
+// startSSHD starts sshd for n addresses on port (0: the first free port
+// from 2222 up).
+func startSSHD(dir string, n, port int) (*sshd, error) {
+	if n < 1 || n > 254*8 {
+		return nil, fmt.Errorf("sshd: %d hosts, want 1 to %d", n, 254*8)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	// sshd refuses to start without its privilege separation directory,
+	// which Debian creates only from the service unit.
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		return nil, err
+	}
+	s := &sshd{dir: dir, pidFile: filepath.Join(dir, "sshd.pid")}
+	_, hostPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	hostKeyFile := filepath.Join(dir, "ssh_host_ed25519_key")
+	if err := writeKey(hostKeyFile, hostPriv); err != nil {
+		return nil, err
+	}
+	clientPub, clientPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	s.clientKey = filepath.Join(dir, "id_ed25519")
+	if err := writeKey(s.clientKey, clientPriv); err != nil {
+		return nil, err
+	}
+	cpub, err := ssh.NewPublicKey(clientPub)
+	if err != nil {
+		return nil, err
+	}
+	authKeys := filepath.Join(dir, "authorized_keys")
+	if err := os.WriteFile(authKeys, ssh.MarshalAuthorizedKey(cpub), 0o600); err != nil {
+		return nil, err
+	}
+	for i := 0; i < n; i++ {
+		s.addrs = append(s.addrs, hostAddr(i))
+	}
+	if port == 0 {
+		if port, err = freePort(2222); err != nil {
+			return nil, err
+		}
+	}
+	s.port = port
+	var listen strings.Builder
+	for _, a := range s.addrs {
+		fmt.Fprintf(&listen, "ListenAddress %s\n", a)
+	}
+	cfg := filepath.Join(dir, "sshd_config")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(sshdConfig, port, listen.String(), hostKeyFile, authKeys, s.pidFile, max(200, 2*n))), 0o600); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(dir, "sshd.log"))
+	if err != nil {
+		return nil, err
+	}
+	s.cmd = exec.Command("/usr/sbin/sshd", "-D", "-e", "-f", cfg)
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start sshd: %w", err)
+	}
+	if err := s.waitReady(10 * time.Second); err != nil {
+		s.stop()
+		log, _ := os.ReadFile(logf.Name())
+		return nil, fmt.Errorf("%w\n%s", err, log)
+	}
+
+	hostSigner, err := ssh.NewSignerFromKey(hostPriv)
+	if err != nil {
+		return nil, err
+	}
+	var kh strings.Builder
+	for _, a := range s.addrs {
+		kh.WriteString(knownhosts.Line([]string{knownhosts.Normalize(net.JoinHostPort(a, strconv.Itoa(port)))}, hostSigner.PublicKey()) + "\n")
+	}
+	s.knownHosts = filepath.Join(dir, "known_hosts")
+	return s, os.WriteFile(s.knownHosts, []byte(kh.String()), 0o600)
+}
+
+// hostAddr is the address of host i (0-based): 127.0.1.1 ... 127.0.1.254,
+// then 127.0.2.1 ...
+func hostAddr(i int) string { return fmt.Sprintf("127.0.%d.%d", 1+i/254, 1+i%254) }
+
+func freePort(from int) (int, error) {
+	for p := from; p < from+100; p++ {
+		ln, err := net.Listen("tcp", "127.0.1.1:"+strconv.Itoa(p))
+		if err == nil {
+			ln.Close()
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("no free port in %d-%d", from, from+99)
+}
+
+func (s *sshd) waitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for _, a := range s.addrs {
+		for {
+			c, err := net.DialTimeout("tcp", net.JoinHostPort(a, strconv.Itoa(s.port)), time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("sshd not answering on %s:%d: %w", a, s.port, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// stop ends the listener by its PID (never by name) and waits for it.
+// Per-connection processes end with their connections, which belong to
+// tool runs that have already exited.
+func (s *sshd) stop() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+	}
+	s.cmd = nil
+}
