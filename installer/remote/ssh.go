@@ -481,6 +481,11 @@ func (h *SSHHost) run(ctx context.Context, line string, stdin io.Reader) (*resul
 	}
 	c.kill("connection lost during a command")
 	res.code = -1
+	// Say why when we know (e.g. no keepalive reply: the host stopped
+	// answering), not only what the session saw.
+	if r, ok := c.reason.Load().(string); ok && r != "connection lost during a command" {
+		return res, fmt.Errorf("%w (%s: %v)", ErrConnectionLost, r, err)
+	}
 	return res, fmt.Errorf("%w (%v)", ErrConnectionLost, err)
 }
 

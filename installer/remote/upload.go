@@ -14,40 +14,73 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pkg/sftp"
 )
 
 // sftpClient returns the connection's SFTP client, opening the subsystem on
-// first use: one per connection, shared by concurrent transfers.
-func (h *SSHHost) sftpClient(ctx context.Context) (*sftp.Client, error) {
+// first use: one per connection, shared by concurrent transfers. It also
+// returns the connection, so a failed transfer can tell whether it died.
+func (h *SSHHost) sftpClient(ctx context.Context) (*conn, *sftp.Client, error) {
 	for attempt := 0; ; attempt++ {
 		c, err := h.getConn(ctx)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		c.sftpMu.Lock()
 		if c.sftp != nil {
 			sc := c.sftp
 			c.sftpMu.Unlock()
-			return sc, nil
+			return c, sc, nil
 		}
 		sc, err := sftp.NewClient(c.client)
 		if err == nil {
 			c.sftp = sc
 			c.sftpMu.Unlock()
-			return sc, nil
+			return c, sc, nil
 		}
 		c.sftpMu.Unlock()
 		if c.alive() || attempt > 0 {
-			return nil, fmt.Errorf("start sftp subsystem: %w", err)
+			return nil, nil, fmt.Errorf("start sftp subsystem: %w", err)
 		}
 		// The connection died under us: nothing was written, reconnect once.
 		if _, err := h.reconnect(ctx, c); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 }
+
+// errUploadCut marks a transfer whose connection died under it: the upload
+// is retried on a new connection (it only ever wrote to a staging file, and
+// the final rename is idempotent).
+var errUploadCut = errors.New("connection lost during the upload")
+
+// cut returns err marked with errUploadCut when c died (or is dying) under
+// it; other errors are returned as they are.
+func cut(c *conn, err error) error {
+	if err == nil || errors.Is(err, errUploadCut) {
+		return err
+	}
+	if errors.Is(err, ErrConnectionLost) {
+		return fmt.Errorf("%w: %w", errUploadCut, err)
+	}
+	select {
+	case <-c.done:
+	case <-time.After(200 * time.Millisecond):
+	}
+	if c.alive() {
+		return err
+	}
+	if r, ok := c.reason.Load().(string); ok {
+		return fmt.Errorf("%w (%s): %w", errUploadCut, r, err)
+	}
+	return fmt.Errorf("%w: %w", errUploadCut, err)
+}
+
+// uploadAttempts bounds how often one Upload starts over after its
+// connection was cut.
+const uploadAttempts = 3
 
 // unixMode converts mode to the octal permission bits stat -c %a prints.
 func unixMode(mode fs.FileMode) uint32 {
@@ -160,18 +193,77 @@ func (h *SSHHost) Upload(ctx context.Context, src io.Reader, dst string, mode fs
 		return false, nil
 	}
 	asRoot := o.Sudo && h.cfg.User != "root"
-	if err := h.write(ctx, body, dst, mode, o.Owner, asRoot); err != nil {
-		return false, fmt.Errorf("upload %s to %s: %w", dst, h.cfg.Name, err)
+	start, err := body.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return false, fmt.Errorf("upload %s to %s: seek source: %w", dst, h.cfg.Name, err)
+	}
+	// A cut connection leaves at most a staging file behind, never a
+	// truncated dst: start over on a new connection, removing what the cut
+	// attempt left first.
+	var stale []string
+	for attempt := 1; ; attempt++ {
+		if attempt > 1 {
+			if _, err := body.Seek(start, io.SeekStart); err != nil {
+				return false, fmt.Errorf("upload %s to %s: seek source: %w", dst, h.cfg.Name, err)
+			}
+			stale = h.removeStale(ctx, stale)
+		}
+		err = h.write(ctx, body, dst, mode, o.Owner, asRoot, &stale)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errUploadCut) || attempt >= uploadAttempts || ctx.Err() != nil {
+			if errors.Is(err, errUploadCut) && ctx.Err() == nil {
+				err = fmt.Errorf("%w (gave up after %d attempts; %s was not replaced)", err, attempt, dst)
+			}
+			return false, fmt.Errorf("upload %s to %s: %w", dst, h.cfg.Name, err)
+		}
+		h.log.Warn("upload cut by a lost connection; starting over", "path", dst, "attempt", attempt, "err", h.cfg.Redactor.Redact(err.Error()))
+	}
+	if len(stale) > 0 {
+		h.removeStale(ctx, stale)
 	}
 	h.log.Debug("uploaded", "path", dst, "sha256", sum, "mode", fmt.Sprintf("%04o", unixMode(mode)), "owner", o.Owner)
 	return true, nil
 }
 
-func (h *SSHHost) write(ctx context.Context, body io.Reader, dst string, mode fs.FileMode, owner string, asRoot bool) error {
-	sc, err := h.sftpClient(ctx)
+// removeStale deletes the staging paths of cut attempts (staging
+// directories over SFTP; "sudo:"-prefixed temp files next to a root-owned
+// destination with sudo) and returns those it could not remove yet.
+func (h *SSHHost) removeStale(ctx context.Context, paths []string) []string {
+	var left []string
+	for _, p := range paths {
+		var err error
+		if root, ok := strings.CutPrefix(p, "sudo:"); ok {
+			_, err = h.Exec(ctx, "rm -f -- "+Quote(root), WithSudo())
+		} else {
+			var sc *sftp.Client
+			if _, sc, err = h.sftpClient(ctx); err == nil {
+				sc.Remove(path.Join(p, "data"))
+				if err = sc.RemoveDirectory(p); errors.Is(err, fs.ErrNotExist) {
+					err = nil
+				}
+			}
+		}
+		if err != nil {
+			left = append(left, p)
+		}
+	}
+	return left
+}
+
+// write stages body and moves it over dst. Paths a cut connection may have
+// left behind are appended to stale.
+func (h *SSHHost) write(ctx context.Context, body io.Reader, dst string, mode fs.FileMode, owner string, asRoot bool, stale *[]string) error {
+	c, sc, err := h.sftpClient(ctx)
 	if err != nil {
 		return err
 	}
+	err = h.writeOn(ctx, c, sc, body, dst, mode, owner, asRoot, stale)
+	return cut(c, err)
+}
+
+func (h *SSHHost) writeOn(ctx context.Context, c *conn, sc *sftp.Client, body io.Reader, dst string, mode fs.FileMode, owner string, asRoot bool, stale *[]string) error {
 	// Staging dir: same directory as dst when we can write there (rename
 	// is then atomic), /tmp when root must move it into place. It is made
 	// 0700 before any byte is written, so nobody else can open the file.
@@ -185,10 +277,15 @@ func (h *SSHHost) write(ctx context.Context, body io.Reader, dst string, mode fs
 	}
 	cleanup := true
 	defer func() {
-		if cleanup {
-			sc.Remove(path.Join(stage, "data"))
-			sc.RemoveDirectory(stage)
+		if !cleanup {
+			return
 		}
+		if !c.alive() {
+			*stale = append(*stale, stage) // removed over the next connection
+			return
+		}
+		sc.Remove(path.Join(stage, "data"))
+		sc.RemoveDirectory(stage)
 	}()
 	if err := sc.Chmod(stage, 0o700); err != nil {
 		return fmt.Errorf("chmod staging directory: %w", err)
@@ -233,6 +330,9 @@ func (h *SSHHost) write(ctx context.Context, body io.Reader, dst string, mode fs
 		}
 		script += fmt.Sprintf(` && mv -f -- "$t" %s; rc=$?; rm -f -- "$t"; rm -rf -- %s; exit $rc`, Quote(dst), Quote(stage))
 		if _, err := h.Exec(ctx, script, WithSudo()); err != nil {
+			if errors.Is(err, ErrConnectionLost) {
+				*stale = append(*stale, "sudo:"+tmp)
+			}
 			return fmt.Errorf("move into place as root: %w", err)
 		}
 		cleanup = false
@@ -268,7 +368,7 @@ func (h *SSHHost) Download(ctx context.Context, src string) ([]byte, error) {
 }
 
 func (h *SSHHost) downloadSFTP(ctx context.Context, src string) ([]byte, error) {
-	sc, err := h.sftpClient(ctx)
+	_, sc, err := h.sftpClient(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -77,6 +78,9 @@ type OpenSSH struct {
 	addrs          map[string]string
 	cmd            *exec.Cmd
 	waited         chan struct{}
+
+	frozenMu sync.Mutex
+	frozen   []int // stopped by Freeze, continued by Thaw
 }
 
 // StartOpenSSH starts `sshd -D -e -f CONFIG` on a free port with its own
@@ -313,6 +317,38 @@ func (s *OpenSSH) KillConnections() int {
 		killTree(pid)
 	}
 	return len(conns)
+}
+
+// Freeze stops (SIGSTOP) sshd, its per-connection processes and everything
+// they run, each by PID: the host stops answering, as a hung machine or a
+// cut network does. Open connections go silent (not even keepalives are
+// answered) and new ones are accepted by the kernel but never greeted.
+// Thaw resumes them; t.Cleanup does too, before sshd is stopped.
+func (s *OpenSSH) Freeze() {
+	s.frozenMu.Lock()
+	defer s.frozenMu.Unlock()
+	if s.frozen == nil {
+		s.t.Cleanup(s.Thaw)
+	}
+	var walk func(pid int)
+	walk = func(pid int) {
+		syscall.Kill(pid, syscall.SIGSTOP) // before its children, so it forks no more
+		s.frozen = append(s.frozen, pid)
+		for _, c := range children(pid) {
+			walk(c)
+		}
+	}
+	walk(s.cmd.Process.Pid)
+}
+
+// Thaw continues every process Freeze stopped.
+func (s *OpenSSH) Thaw() {
+	s.frozenMu.Lock()
+	defer s.frozenMu.Unlock()
+	for _, pid := range s.frozen {
+		syscall.Kill(pid, syscall.SIGCONT)
+	}
+	s.frozen = s.frozen[:0]
 }
 
 // Stop kills sshd and its per-connection processes by PID. Safe to call twice.
