@@ -116,7 +116,7 @@ func main() {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() { <-sigs; cleanup(); os.Exit(130) }()
-	fmt.Fprintf(os.Stderr, "bench: work dir %s, sshd pid %d on port %d, %d addresses\n", w.dir, w.sshd.cmd.Process.Pid, w.sshd.port, maxN)
+	fmt.Fprintf(os.Stderr, "bench: work dir %s, sshd pids %v on port %d, %d addresses\n", w.dir, w.sshd.pids(), w.sshd.port, maxN)
 
 	err = w.measure(context.Background(), tools, ns, *runs, *scale, *scaleC)
 	cleanup()

@@ -18,19 +18,24 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
-// sshd is the benchmark's own OpenSSH server: one process on one port,
-// listening on 127.0.1.1 ... 127.0.1.N (all of 127.0.0.0/8 is loopback on
-// Linux, so no address has to be added). Both tools reach every "host"
-// through it with the same configuration; it is stopped by its PID.
+// sshd is the benchmark's own OpenSSH server on one port, listening on
+// 127.0.1.1 ... 127.0.1.N (all of 127.0.0.0/8 is loopback on Linux, so no
+// address has to be added). OpenSSH listens on at most 16 addresses per
+// process (MAX_LISTEN_SOCKS), so there is one listener process per 16
+// hosts, all with the same configuration and host key; binding 0.0.0.0
+// instead would open the port to the network. Both tools reach every
+// "host" through the same processes; each is stopped by its PID.
 type sshd struct {
 	dir        string
 	port       int
 	addrs      []string
 	clientKey  string // private key file, OpenSSH format
 	knownHosts string // one line per address
-	pidFile    string
-	cmd        *exec.Cmd
+	procs      []*exec.Cmd
 }
+
+// addrsPerSSHD is OpenSSH's MAX_LISTEN_SOCKS.
+const addrsPerSSHD = 16
 
 // sshdConfig is the setup of /work/shared/BENCH.md: StrictModes no because
 // the keys live in a temp dir, UsePAM no, SetEnv SHLVL=1 so that root's
@@ -81,7 +86,7 @@ func startSSHD(dir string, n, port int) (*sshd, error) {
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 		return nil, err
 	}
-	s := &sshd{dir: dir, pidFile: filepath.Join(dir, "sshd.pid")}
+	s := &sshd{dir: dir}
 	_, hostPriv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -115,22 +120,28 @@ func startSSHD(dir string, n, port int) (*sshd, error) {
 		}
 	}
 	s.port = port
-	var listen strings.Builder
-	for _, a := range s.addrs {
-		fmt.Fprintf(&listen, "ListenAddress %s\n", a)
-	}
-	cfg := filepath.Join(dir, "sshd_config")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(sshdConfig, port, listen.String(), hostKeyFile, authKeys, s.pidFile, max(200, 2*n))), 0o600); err != nil {
-		return nil, err
-	}
 	logf, err := os.Create(filepath.Join(dir, "sshd.log"))
 	if err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command("/usr/sbin/sshd", "-D", "-e", "-f", cfg)
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start sshd: %w", err)
+	defer logf.Close()
+	for g := 0; g*addrsPerSSHD < n; g++ {
+		var listen strings.Builder
+		for _, a := range s.addrs[g*addrsPerSSHD : min((g+1)*addrsPerSSHD, n)] {
+			fmt.Fprintf(&listen, "ListenAddress %s\n", a)
+		}
+		cfg := filepath.Join(dir, fmt.Sprintf("sshd_config.%d", g))
+		pid := filepath.Join(dir, fmt.Sprintf("sshd.%d.pid", g))
+		if err := os.WriteFile(cfg, []byte(fmt.Sprintf(sshdConfig, port, listen.String(), hostKeyFile, authKeys, pid, max(200, 2*n))), 0o600); err != nil {
+			return nil, err
+		}
+		cmd := exec.Command("/usr/sbin/sshd", "-D", "-e", "-f", cfg)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			s.stop()
+			return nil, fmt.Errorf("start sshd: %w", err)
+		}
+		s.procs = append(s.procs, cmd)
 	}
 	if err := s.waitReady(10 * time.Second); err != nil {
 		s.stop()
@@ -183,21 +194,29 @@ func (s *sshd) waitReady(timeout time.Duration) error {
 	return nil
 }
 
-// stop ends the listener by its PID (never by name) and waits for it.
-// Per-connection processes end with their connections, which belong to
-// tool runs that have already exited.
+// stop ends the listeners by their PIDs (never by name) and waits for
+// them. Per-connection processes end with their connections, which belong
+// to tool runs that have already exited.
 func (s *sshd) stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
+	for _, cmd := range s.procs {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { s.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-done
+	s.procs = nil
+}
+
+// pids lists the listener processes.
+func (s *sshd) pids() []int {
+	var out []int
+	for _, cmd := range s.procs {
+		out = append(out, cmd.Process.Pid)
 	}
-	s.cmd = nil
+	return out
 }
