@@ -63,6 +63,11 @@ type Config struct {
 	// AcceptNewHostKeys records keys of hosts missing from KnownHostsFile.
 	// A key that differs from a recorded one is refused regardless.
 	AcceptNewHostKeys bool
+	// ReplaceHostKey accepts a key that differs from the recorded one for
+	// this host only, and records it in place of the old one: the operator
+	// verified the reinstalled host's new key out of band and named the host
+	// (--replace-host-key NAME). It is never inherited by a bastion.
+	ReplaceHostKey bool
 
 	ConnectTimeout time.Duration
 	// KeepAliveInterval is how often keepalive@openssh.com is sent; after

@@ -28,6 +28,7 @@ func knownHostsLock(path string) *sync.Mutex {
 // that differs from a recorded one (possible attack, or a reinstalled host)
 // from a host that is simply not yet known.
 type HostKeyError struct {
+	Name           string // inventory name, as --replace-host-key takes it
 	Host           string // label: name (addr:port)
 	KnownHostsFile string
 	HostPattern    string // how the host appears in known_hosts, e.g. [10.0.0.1]:2222
@@ -50,9 +51,10 @@ func (e *HostKeyError) Error() string {
 	}
 	return fmt.Sprintf("HOST KEY MISMATCH: the host offered %s but %s records %s; "+
 		"this is either a man-in-the-middle attack or the host was reinstalled. "+
-		"If the host was reinstalled, remove the old key with: ssh-keygen -f %q -R %q "+
-		"and run again with --accept-new-host-keys",
-		offered, e.KnownHostsFile, strings.Join(known, ", "), e.KnownHostsFile, e.HostPattern)
+		"If the host was reinstalled, verify the new fingerprint out of band "+
+		"(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub on the host), then run again with --replace-host-key %s "+
+		"(or remove the old key with: ssh-keygen -f %q -R %q and run again with --accept-new-host-keys)",
+		offered, e.KnownHostsFile, strings.Join(known, ", "), e.Name, e.KnownHostsFile, e.HostPattern)
 }
 
 // hostKeyChecker builds the strict callback for cfg and the host key
@@ -78,6 +80,10 @@ func hostKeyChecker(cfg *Config, log func(msg string, args ...any)) (ssh.HostKey
 		return nil, nil, err
 	}
 	algos := knownAlgorithms(cb, cfg.Addr())
+	if cfg.ReplaceHostKey {
+		// A reinstalled host may no longer have a key of the recorded type.
+		algos = nil
+	}
 
 	check := func(_ string, _ net.Addr, key ssh.PublicKey) error {
 		// Check the address we dialled, not the resolved remote address:
@@ -91,7 +97,18 @@ func hostKeyChecker(cfg *Config, log func(msg string, args ...any)) (ssh.HostKey
 		if !errors.As(err, &ke) {
 			return err
 		}
-		hkErr := &HostKeyError{Host: cfg.label(), KnownHostsFile: path, HostPattern: pattern, Offered: key, Known: ke.Want, Mismatch: len(ke.Want) > 0}
+		hkErr := &HostKeyError{Name: cfg.Name, Host: cfg.label(), KnownHostsFile: path, HostPattern: pattern, Offered: key, Known: ke.Want, Mismatch: len(ke.Want) > 0}
+		if hkErr.Mismatch && cfg.ReplaceHostKey {
+			if err := replaceKnownHost(path, pattern, key); err != nil {
+				return fmt.Errorf("replace host key of %s: %w", cfg.label(), err)
+			}
+			old := make([]string, 0, len(ke.Want))
+			for _, k := range ke.Want {
+				old = append(old, k.Key.Type()+" "+ssh.FingerprintSHA256(k.Key))
+			}
+			log("REPLACED changed host key as asked (--replace-host-key)", "file", path, "old", strings.Join(old, ", "), "new", key.Type()+" "+ssh.FingerprintSHA256(key))
+			return nil
+		}
 		if hkErr.Mismatch || !cfg.AcceptNewHostKeys {
 			return hkErr
 		}
@@ -129,6 +146,59 @@ func appendKnownHost(path, pattern string, key ssh.PublicKey, load func() (ssh.H
 		return err
 	}
 	return f.Close()
+}
+
+// replaceKnownHost drops pattern from every plain line of path that lists
+// it (a line that lists only it goes; marker lines such as @revoked and
+// hashed entries are kept) and records key for it, rewriting the file
+// atomically.
+func replaceKnownHost(path, pattern string, key ssh.PublicKey) error {
+	mu := knownHostsLock(path)
+	mu.Lock()
+	defer mu.Unlock()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var out []string
+	for _, line := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || strings.HasPrefix(f[0], "#") || strings.HasPrefix(f[0], "@") {
+			out = append(out, line)
+			continue
+		}
+		hosts := strings.Split(f[0], ",")
+		kept := hosts[:0]
+		for _, h := range hosts {
+			if h != pattern {
+				kept = append(kept, h)
+			}
+		}
+		switch {
+		case len(kept) == len(hosts):
+			out = append(out, line)
+		case len(kept) > 0:
+			out = append(out, strings.Join(kept, ",")+strings.TrimPrefix(strings.TrimLeft(line, " \t"), f[0]))
+		}
+	}
+	out = append(out, knownhosts.Line([]string{pattern}, key))
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(strings.Join(out, "\n") + "\n"); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // knownAlgorithms asks the callback which keys it holds for addr (by offering

@@ -162,6 +162,7 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
 	commands []string
+	requests []string // "global:TYPE" and "session:TYPE", in order
 	khFile   string
 
 	wg           sync.WaitGroup
@@ -320,6 +321,22 @@ func (s *Server) Commands() []string {
 	return append([]string(nil), s.commands...)
 }
 
+// Requests returns the type of every global request ("global:TYPE") and
+// session request ("session:TYPE") received, in order, so a test can prove
+// what a client never asked for (agent forwarding, X11, a pty, remote port
+// forwarding).
+func (s *Server) Requests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.requests...)
+}
+
+func (s *Server) record(kind, typ string) {
+	s.mu.Lock()
+	s.requests = append(s.requests, kind+":"+typ)
+	s.mu.Unlock()
+}
+
 // Stats returns the counters.
 func (s *Server) Stats() Stats {
 	return Stats{
@@ -387,6 +404,7 @@ func (s *Server) serveConn(nc net.Conn) {
 	go func() {
 		defer s.wg.Done()
 		for req := range reqs {
+			s.record("global", req.Type)
 			if req.Type == "keepalive@openssh.com" {
 				s.keepalives.Add(1)
 				if s.stallKeepAlv.Load() {
@@ -487,6 +505,7 @@ func (s *Server) serveSession(ch ssh.Channel, reqs <-chan *ssh.Request, release 
 		}
 	}
 	for req := range reqs {
+		s.record("session", req.Type)
 		switch req.Type {
 		case "env":
 			var kv struct{ Name, Value string }
