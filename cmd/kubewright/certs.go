@@ -213,7 +213,7 @@ func runCertsRenew(cmd *cobra.Command, g *globalOptions, o *runOptions, names []
 		Concurrency: o.concurrency,
 		StateDir:    dir,
 		Events:      sink,
-		Secrets:     clusterSecrets(cl),
+		Secrets:     runSecrets(cl, dir), // after Renew: the new keys too
 		StepTimeout: o.stepTimeout,
 		Logger:      logger,
 		Shared:      engine.NewSharedData(),

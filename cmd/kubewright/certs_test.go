@@ -27,7 +27,9 @@ const certsInv = "testdata/certs-inventory.yaml"
 // at now, and returns the base state dir.
 func certsState(t *testing.T, now time.Time) string {
 	t.Helper()
-	base := t.TempDir()
+	// Created by the store, 0700 like every state directory kubewright
+	// makes (t.TempDir's own is 0755, which kubewright refuses).
+	base := filepath.Join(t.TempDir(), "state")
 	cl, err := inventory.Load(certsInv)
 	if err != nil {
 		t.Fatal(err)

@@ -223,7 +223,7 @@ func runInstall(cmd *cobra.Command, g *globalOptions, o *runOptions, f installFl
 		fmt.Fprintf(out, "artifacts: Kubernetes %s, etcd %s verified\n", p.source.Manifest().KubernetesVersion, p.source.Manifest().EtcdVersion)
 		fmt.Fprintf(out, "certificates: %s\n", pkiSummary(p.pki))
 	}
-	conn, closeConn, err := newSSHConnector(p.cluster, clusterKnownHosts(base, p.cluster), o.acceptNew)
+	conn, closeConn, err := newSSHConnector(p.cluster, clusterKnownHosts(base, p.cluster), o.acceptNew, o.replaceKeys...)
 	if err != nil {
 		return err
 	}
@@ -248,7 +248,7 @@ func runInstall(cmd *cobra.Command, g *globalOptions, o *runOptions, f installFl
 		DryRun:      dryRun,
 		StateDir:    p.stateDir,
 		Events:      sink,
-		Secrets:     append(clusterSecrets(p.cluster), installSecrets(p.stateDir)...),
+		Secrets:     runSecrets(p.cluster, p.stateDir),
 		StepTimeout: o.stepTimeout,
 		Logger:      logger,
 		Shared:      shared,
@@ -269,18 +269,6 @@ func runInstall(cmd *cobra.Command, g *globalOptions, o *runOptions, f installFl
 		printKubeconfigHint(out, p)
 	}
 	return nil
-}
-
-// installSecrets are generated values that end up in files on hosts; the
-// engine redacts them should any command output echo them.
-func installSecrets(stateDir string) []string {
-	var out []string
-	for _, name := range []string{"vrrp-auth-pass"} {
-		if b, err := os.ReadFile(filepath.Join(steps.SecretsDir(stateDir), name)); err == nil && len(b) > 0 {
-			out = append(out, strings.TrimSpace(string(b)))
-		}
-	}
-	return out
 }
 
 func pkiSummary(r pki.Report) string {

@@ -15,19 +15,24 @@ import (
 )
 
 // labStateDir resolves the state directory: --state-dir, then
-// KUBEWRIGHT_STATE_DIR, then ~/.kubewright.
+// KUBEWRIGHT_STATE_DIR, then ~/.kubewright; one that group or others can
+// reach is refused (checkStateDir).
 func labStateDir(g *globalOptions) (string, error) {
-	if g.stateDir != "" {
-		return g.stateDir, nil
+	dir := g.stateDir
+	if dir == "" {
+		dir = os.Getenv("KUBEWRIGHT_STATE_DIR")
 	}
-	if d := os.Getenv("KUBEWRIGHT_STATE_DIR"); d != "" {
-		return d, nil
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("find home directory for the state dir (set --state-dir): %w", err)
+		}
+		dir = filepath.Join(home, ".kubewright")
 	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("find home directory for the state dir (set --state-dir): %w", err)
+	if err := checkStateDir(dir); err != nil {
+		return "", err
 	}
-	return filepath.Join(home, ".kubewright"), nil
+	return dir, nil
 }
 
 func newLabManager(cmd *cobra.Command, g *globalOptions, bootTimeout time.Duration) (*lab.Manager, error) {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -35,11 +36,33 @@ func badInput(err error) error {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	os.Exit(exitCode(runMain(os.Args[1:], os.Stdout, os.Stderr)))
+}
+
+// runMain runs the CLI with args. SIGINT or SIGTERM cancels the command's
+// context: a run cancels the commands on its hosts (a step that ignores
+// that is abandoned after a few seconds), writes its journal and returns,
+// and a re-run picks up from what is on the hosts. Signals stay caught
+// until runMain returns, so a second Ctrl-C cannot cut the journal short.
+func runMain(args []string, stdout, stderr io.Writer) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case sig := <-sigs:
+			fmt.Fprintf(stderr, "\nkubewright: %v: stopping; commands on hosts are cancelled and the journal is written\n", sig)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	root := newRootCmd()
-	err := root.ExecuteContext(ctx)
-	os.Exit(exitCode(err))
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return root.ExecuteContext(ctx)
 }
 
 func exitCode(err error) int {

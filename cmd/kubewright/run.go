@@ -24,6 +24,7 @@ type runOptions struct {
 	inventory   string
 	concurrency int
 	acceptNew   bool
+	replaceKeys []string
 	stepTimeout time.Duration
 }
 
@@ -31,6 +32,7 @@ func (o *runOptions) addFlags(c *cobra.Command) {
 	addInventoryFlag(c, &o.inventory)
 	c.Flags().IntVar(&o.concurrency, "concurrency", engine.DefaultConcurrency, "hosts worked on at once, across all plays")
 	c.Flags().BoolVar(&o.acceptNew, "accept-new-host-keys", false, "record host keys not yet in the cluster's known_hosts (a changed key is still refused)")
+	c.Flags().StringArrayVar(&o.replaceKeys, "replace-host-key", nil, "accept and record the changed host key of the inventory host `NAME` (a reinstalled machine whose new fingerprint you verified); repeat for each host")
 	c.Flags().DurationVar(&o.stepTimeout, "step-timeout", engine.DefaultStepTimeout, "timeout of one step attempt when the playbook sets none")
 }
 
@@ -89,7 +91,7 @@ func runPlaybook(cmd *cobra.Command, g *globalOptions, o *runOptions, arg string
 	if err != nil {
 		return err
 	}
-	conn, closeConn, err := newSSHConnector(cl, clusterKnownHosts(base, cl), o.acceptNew)
+	conn, closeConn, err := newSSHConnector(cl, clusterKnownHosts(base, cl), o.acceptNew, o.replaceKeys...)
 	if err != nil {
 		return err
 	}
@@ -108,7 +110,7 @@ func runPlaybook(cmd *cobra.Command, g *globalOptions, o *runOptions, arg string
 		DryRun:      dryRun,
 		StateDir:    filepath.Join(base, "clusters", cl.Metadata.Name),
 		Events:      sink,
-		Secrets:     clusterSecrets(cl),
+		Secrets:     runSecrets(cl, filepath.Join(base, "clusters", cl.Metadata.Name)),
 		StepTimeout: o.stepTimeout,
 		Logger:      logger,
 	})
@@ -154,6 +156,7 @@ type sshConnector struct {
 	cl         *inventory.Cluster
 	knownHosts string
 	acceptNew  bool
+	replace    map[string]bool // hosts whose changed key is accepted (--replace-host-key)
 
 	mu     sync.Mutex
 	opened []*closeOnce
@@ -161,12 +164,21 @@ type sshConnector struct {
 
 // newSSHConnector returns an engine.Connector over SSH and a function that
 // closes every connection it opened (the engine closes its own; callers
-// that are not the engine rely on the function).
-func newSSHConnector(cl *inventory.Cluster, knownHosts string, acceptNew bool) (engine.Connector, func(), error) {
+// that are not the engine rely on the function). Host keys are checked
+// strictly; replaceKeys names the inventory hosts whose changed key is
+// accepted and recorded instead (each must be a host of cl).
+func newSSHConnector(cl *inventory.Cluster, knownHosts string, acceptNew bool, replaceKeys ...string) (engine.Connector, func(), error) {
+	replace := map[string]bool{}
+	for _, n := range replaceKeys {
+		if cl.Host(n) == nil {
+			return nil, nil, badInput(fmt.Errorf("--replace-host-key %q: no host of that name in the inventory; name the host whose key changed, e.g. --replace-host-key %s", n, cl.Spec.Hosts[0].Name))
+		}
+		replace[n] = true
+	}
 	if err := os.MkdirAll(filepath.Dir(knownHosts), 0o700); err != nil {
 		return nil, nil, fmt.Errorf("create state directory for known_hosts: %w", err)
 	}
-	c := &sshConnector{cl: cl, knownHosts: knownHosts, acceptNew: acceptNew}
+	c := &sshConnector{cl: cl, knownHosts: knownHosts, acceptNew: acceptNew, replace: replace}
 	return c, c.closeAll, nil
 }
 
@@ -181,6 +193,7 @@ func (c *sshConnector) config(h *inventory.Host) remote.Config {
 		SudoPassword:      envValue(h.SudoPasswordEnv),
 		KnownHostsFile:    c.knownHosts,
 		AcceptNewHostKeys: c.acceptNew,
+		ReplaceHostKey:    c.replace[h.Name],
 	}
 }
 
