@@ -690,6 +690,8 @@ func (r *runner) runStep(ctx context.Context, pl *Play, ref *StepRef, st Step, b
 		changes []Change
 		err     error
 		status  StepStatus
+		// transportRetried: the one extra attempt a lost connection earns.
+		transportRetried bool
 	)
 	for attempt := 1; ; attempt++ {
 		r.update(func() { sr.Attempts = attempt })
@@ -709,9 +711,20 @@ func (r *runner) runStep(ctx context.Context, pl *Play, ref *StepRef, st Step, b
 			status = StatusCancelled
 			break
 		}
-		if abandoned || attempt > ref.Retries {
+		if abandoned {
 			status = StatusFailed
 			break
+		}
+		if attempt > ref.Retries {
+			// A connection cut under a command or an upload is not the
+			// step's doing, and every attempt plans again before it applies:
+			// one more attempt on a new connection is safe even when the
+			// playbook asks for no retries.
+			if transportRetried || !remote.ConnectionLost(err) {
+				status = StatusFailed
+				break
+			}
+			transportRetried = true
 		}
 		delay := Backoff(ref.RetryDelay, attempt)
 		r.emit(Event{Type: EventStepRetry, Play: pl.Name, Host: host, Step: ref.Name, Attempt: attempt + 1, Delay: delay.String(), Error: err.Error()})

@@ -63,6 +63,14 @@ func ExitCode(err error) int {
 // command was running: it may or may not have completed, so it is not re-run.
 var ErrConnectionLost = errors.New("connection lost while the command was running; it may or may not have completed and was not re-run")
 
+// ConnectionLost reports whether err comes from a connection that died
+// under a command (ErrConnectionLost) or under an upload that gave up
+// starting over, rather than from the command itself, the file, or a
+// connection that could not be made.
+func ConnectionLost(err error) bool {
+	return errors.Is(err, ErrConnectionLost) || errors.Is(err, errUploadCut)
+}
+
 func shorten(s string, n int) string {
 	if len(s) <= n {
 		return s
