@@ -286,7 +286,7 @@ func userStages(uid int) []string {
 func TestOpenSSHCommandCutNamesTheReason(t *testing.T) {
 	sshd := remotetest.StartOpenSSH(t)
 	cfg := sshd.Config("host1")
-	cfg.KeepAliveInterval, cfg.KeepAliveCountMax = 100*time.Millisecond, 3
+	cfg.KeepAliveInterval, cfg.KeepAliveCountMax = 200*time.Millisecond, 3
 	h := dial(t, cfg)
 	marker := filepath.Join(t.TempDir(), "started")
 	done := make(chan error, 1)
@@ -305,13 +305,13 @@ func TestOpenSSHCommandCutNamesTheReason(t *testing.T) {
 		if !errors.Is(err, remote.ErrConnectionLost) {
 			t.Fatalf("err = %v, want ErrConnectionLost", err)
 		}
-		if !strings.Contains(err.Error(), "no keepalive reply within 300ms") || !strings.Contains(err.Error(), "on host1") {
+		if !strings.Contains(err.Error(), "no keepalive reply within 600ms") || !strings.Contains(err.Error(), "on host1") {
 			t.Errorf("error does not say the host stopped answering: %v", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Exec hung on a host that stopped answering")
 	}
 	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("noticed after %s; the keepalive budget is 300ms", d)
+		t.Errorf("noticed after %s; the keepalive budget is 600ms", d)
 	}
 }
