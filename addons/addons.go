@@ -96,6 +96,13 @@ type Params struct {
 	// the artifacts provide. It wins over the default and over Registry,
 	// because it names exactly what the bundle imported into containerd.
 	Images map[string]string
+
+	// The optional add-ons, all off in the zero value (docs/addons.md).
+	MetricsServer bool
+	Storage       StorageParams
+	Monitoring    MonitoringParams
+	Logging       LoggingParams
+	Ingress       IngressParams
 }
 
 // Addon is one add-on's objects, in the order they should be applied
@@ -103,6 +110,10 @@ type Params struct {
 type Addon struct {
 	Name    string
 	Objects []*unstructured.Unstructured
+	// ExtraImages are images the add-on's operators start themselves
+	// (longhorn's engine and instance managers, Ceph's daemons, CSI
+	// sidecars): in no pod template, but needed offline all the same.
+	ExtraImages []string
 }
 
 // ParamsFromInventory takes every add-on setting from a loaded (defaulted and
@@ -129,6 +140,7 @@ func ParamsFromInventory(c *inventory.Cluster) Params {
 	if u, err := url.Parse(s.RegistryMirror); err == nil && s.RegistryMirror != "" {
 		p.Registry = u.Host
 	}
+	optionalFromInventory(c, &p)
 	return p
 }
 
@@ -164,7 +176,9 @@ func (e Errors) Error() string {
 }
 
 // Render returns the network add-on, then the DNS add-on, then (when enabled)
-// NodeLocal DNSCache. Bad parameters are all reported at once as Errors.
+// NodeLocal DNSCache, then the optional add-ons that are on: storage
+// (longhorn or rook-ceph), metrics-server, monitoring, logging,
+// ingress-nginx. Bad parameters are all reported at once as Errors.
 func Render(p Params) ([]Addon, error) {
 	p = withDefaults(p)
 	if errs := validate(p); len(errs) > 0 {
@@ -186,6 +200,14 @@ func Render(p Params) ([]Addon, error) {
 		labelAll(s.name, objs)
 		out = append(out, Addon{Name: s.name, Objects: objs})
 	}
+	for _, s := range optionalSteps(p) {
+		objs, extra, err := s.render(p)
+		if err != nil {
+			return nil, err
+		}
+		labelAll(s.name, objs)
+		out = append(out, Addon{Name: s.name, Objects: objs, ExtraImages: extra})
+	}
 	return out, nil
 }
 
@@ -198,6 +220,7 @@ func Images(p Params) ([]string, error) {
 	}
 	var refs []string
 	for _, a := range addons {
+		refs = append(refs, a.ExtraImages...)
 		for _, o := range a.Objects {
 			if !slices.Contains(workloadKinds, o.GetKind()) {
 				continue
@@ -257,7 +280,7 @@ func withDefaults(p Params) Params {
 	if p.ProxyMode == "" {
 		p.ProxyMode = inventory.DefaultProxyMode
 	}
-	return p
+	return optionalDefaults(p)
 }
 
 func validate(p Params) Errors {
@@ -328,6 +351,7 @@ func validate(p Params) Errors {
 			add("spec.registryMirror", "use a registry host with a '.' or a port, e.g. https://mirror.example:5000", "registry %q is not a registry host", p.Registry)
 		}
 	}
+	validateOptional(p, add)
 	comps := make([]string, 0, len(p.Images))
 	for c := range p.Images {
 		comps = append(comps, c)

@@ -63,6 +63,14 @@ var goldenCases = []goldenCase{
 			"coredns":            "kubewright.io/coredns:v1.15.0",
 		}
 	}), nil},
+	{"metrics-server", with(base(), func(p *Params) { p.MetricsServer = true }), []string{MetricsServer}},
+	{"monitoring", monitoringOn(base()), []string{Monitoring}},
+	// No receivers, no agent, no etcd certificate, an explicit class
+	// without a storage add-on, the registry override.
+	{"monitoring-minimal", with(base(), func(p *Params) {
+		p.Registry = "mirror.example:5000"
+		p.Monitoring = MonitoringParams{Enabled: true, StorageClass: "local-path", Retention: "30d", StorageSize: "20Gi"}
+	}), []string{Monitoring}},
 }
 
 func TestGolden(t *testing.T) {

@@ -100,9 +100,14 @@ func find(addon string, objs []*unstructured.Unstructured, kind, name string) (*
 	return nil, manifestError(addon, "no %s %s", kind, name)
 }
 
-// podSpec returns spec.template.spec of a workload (Deployment, DaemonSet).
+// podSpec returns spec.template.spec of a workload (Deployment, DaemonSet,
+// StatefulSet, Job), or a CronJob's job template's.
 func podSpec(addon string, o *unstructured.Unstructured) (map[string]any, error) {
-	v, ok, err := unstructured.NestedFieldNoCopy(o.Object, "spec", "template", "spec")
+	fields := []string{"spec", "template", "spec"}
+	if o.GetKind() == "CronJob" {
+		fields = []string{"spec", "jobTemplate", "spec", "template", "spec"}
+	}
+	v, ok, err := unstructured.NestedFieldNoCopy(o.Object, fields...)
 	ps, isMap := v.(map[string]any)
 	if err != nil || !ok || !isMap {
 		return nil, manifestError(addon, "%s %s has no pod template", o.GetKind(), o.GetName())
@@ -262,7 +267,7 @@ func labelAll(addon string, objs []*unstructured.Unstructured) {
 }
 
 // workloadKinds hold a pod template whose containers carry images.
-var workloadKinds = []string{"DaemonSet", "Deployment", "StatefulSet", "Job"}
+var workloadKinds = []string{"DaemonSet", "Deployment", "StatefulSet", "Job", "CronJob"}
 
 // imageSpec ties one image in a vendored manifest to a component name (the
 // key of Params.Images) and the reference kubewright deploys by default.

@@ -65,9 +65,9 @@ type Spec struct {
 	LegacyStorage    *LegacyStorage    `yaml:"storage,omitempty" json:"-"`
 	LegacyLogging    *LegacyLogging    `yaml:"logging,omitempty" json:"-"`
 	LegacyMonitoring *LegacyMonitoring `yaml:"monitoring,omitempty" json:"-"`
-	Artifacts            Artifacts            `yaml:"artifacts,omitempty" json:"artifacts"`
-	RegistryMirror       string               `yaml:"registryMirror,omitempty" json:"registryMirror,omitempty"`
-	Agent                Agent                `yaml:"agent,omitempty" json:"agent"`
+	Artifacts        Artifacts         `yaml:"artifacts,omitempty" json:"artifacts"`
+	RegistryMirror   string            `yaml:"registryMirror,omitempty" json:"registryMirror,omitempty"`
+	Agent            Agent             `yaml:"agent,omitempty" json:"agent"`
 }
 
 // HostDefaults are connection settings shared by all hosts.
