@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -25,8 +26,10 @@ const SharedAddonsTimeout = "addons.timeout"
 // enough for every node to start the CNI and DNS pods from imported images.
 const DefaultAddonsTimeout = 5 * time.Minute
 
-// Addons is the `addons` step: it renders the network plugin, cluster DNS
-// and optional NodeLocal DNSCache from the inventory (package addons) and
+// Addons is the `addons` step: it renders the network plugin, cluster DNS,
+// optional NodeLocal DNSCache and the optional add-ons of spec.addons
+// (storage, metrics-server, monitoring, logging, ingress) from the
+// inventory (package addons) and
 // applies them through the VIP with server-side apply (installer/kube),
 // from the operator's machine, so like cluster-bootstrap it acts once per
 // run, on the first master. Plan is a server-side dry run, so a re-run on an
@@ -69,16 +72,102 @@ func AddonParams(c *inventory.Cluster, m *artifacts.Manifest) (addons.Params, er
 		}
 		p.WeavePassword = v
 	}
+	if err := monitoringSecrets(c, &p); err != nil {
+		return p, err
+	}
 	return p, nil
+}
+
+// monitoringSecrets resolves the monitoring add-on's secrets from the
+// environment: the SMTP login and Grafana's admin password. A variable the
+// inventory names must be set and non-empty.
+func monitoringSecrets(c *inventory.Cluster, p *addons.Params) error {
+	m := c.Spec.Addons.Monitoring
+	if !p.Monitoring.Enabled {
+		return nil
+	}
+	get := func(field, env string) (string, error) {
+		if env == "" {
+			return "", nil
+		}
+		v := os.Getenv(env)
+		if v == "" {
+			return "", fmt.Errorf("%s: spec.addons.monitoring.%s names %s, which is empty or unset; fix: export %s before running kubewright, or remove %s", inventoryName(c), field, env, env, lastField(field))
+		}
+		return v, nil
+	}
+	var err error
+	if p.Monitoring.GrafanaAdminPassword, err = get("grafanaAdminPasswordEnv", m.GrafanaAdminPasswordEnv); err != nil {
+		return err
+	}
+	if s := m.Receivers.SMTP; s != nil && p.Monitoring.SMTP != nil {
+		if p.Monitoring.SMTP.Username, err = get("receivers.smtp.authUsernameEnv", s.AuthUsernameEnv); err != nil {
+			return err
+		}
+		if p.Monitoring.SMTP.Password, err = get("receivers.smtp.authPasswordEnv", s.AuthPasswordEnv); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func lastField(path string) string {
+	if i := strings.LastIndex(path, "."); i >= 0 {
+		return path[i+1:]
+	}
+	return path
+}
+
+// etcdClientForMonitoring gives Prometheus the etcd healthcheck client
+// certificate from the state directory's PKI (the one etcd members' health
+// checks use: signed by the etcd CA, client auth only).
+func etcdClientForMonitoring(stateDir string, p *addons.Params) error {
+	if !p.Monitoring.Enabled {
+		return nil
+	}
+	dir := PKIDir(stateDir)
+	read := func(rel string) (string, error) {
+		b, err := os.ReadFile(filepath.Join(dir, rel))
+		if err != nil {
+			return "", fmt.Errorf("monitoring: the etcd client certificate for Prometheus: %w (the PKI step creates it)", err)
+		}
+		return string(b), nil
+	}
+	var tc addons.TLSClient
+	var err error
+	if tc.CA, err = read("etcd/ca.crt"); err != nil {
+		return err
+	}
+	if tc.Cert, err = read("etcd/healthcheck-client.crt"); err != nil {
+		return err
+	}
+	if tc.Key, err = read("etcd/healthcheck-client.key"); err != nil {
+		return err
+	}
+	p.Monitoring.EtcdClient = &tc
+	return nil
 }
 
 // RenderAddons renders the inventory's add-ons with the artifacts' images.
 // install calls it before any host is touched, so a bad add-on setting stops
 // the run at once instead of after the cluster is up.
 func RenderAddons(c *inventory.Cluster, m *artifacts.Manifest) ([]addons.Addon, error) {
+	return renderAddonsWith(c, m, "")
+}
+
+// renderAddonsWith renders with the state directory's credentials when
+// stateDir is set (the etcd client certificate Prometheus scrapes etcd
+// with); install's early check has none yet and renders without the etcd
+// job.
+func renderAddonsWith(c *inventory.Cluster, m *artifacts.Manifest, stateDir string) ([]addons.Addon, error) {
 	p, err := AddonParams(c, m)
 	if err != nil {
 		return nil, err
+	}
+	if stateDir != "" {
+		if err := etcdClientForMonitoring(stateDir, &p); err != nil {
+			return nil, err
+		}
 	}
 	rendered, err := addons.Render(p)
 	if err != nil {
@@ -95,7 +184,7 @@ func renderAddons(t *engine.Target) ([]kube.AddonSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	rendered, err := RenderAddons(t.Cluster, src.Manifest())
+	rendered, err := renderAddonsWith(t.Cluster, src.Manifest(), t.StateDir)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +205,8 @@ func inventoryName(c *inventory.Cluster) string {
 // CheckAddonSwitch refuses to replace the cluster's network plugin or DNS
 // provider: the old one's interfaces, routes and pod addresses stay on every
 // node, so a switch would leave pods on two networks (a silent half
-// migration). rec is what earlier runs applied; sets is what this run renders.
+// migration). It also refuses to drop or replace the storage add-on, whose
+// prune would delete the volumes. rec is what earlier runs applied; sets is what this run renders.
 func CheckAddonSwitch(c *inventory.Cluster, rec *kube.Record, sets []kube.AddonSet) error {
 	want := map[string]bool{}
 	for _, s := range sets {
@@ -138,7 +228,27 @@ func CheckAddonSwitch(c *inventory.Cluster, rec *kube.Record, sets []kube.AddonS
 				inventoryName(c), group.field, group.value, name, group.field, name, group.value))
 		}
 	}
+	// Removing or replacing the storage add-on deletes its CRDs and
+	// controllers, and with them every volume it holds.
+	for _, name := range storageAddons {
+		if want[name] || len(rec.Addons[name].Objects) == 0 {
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%s: spec.addons.storage.provider is %s, but this cluster runs %s; removing it would delete every volume it holds; fix: set spec.addons.storage.provider: %s again (to retire it, move the data off and uninstall it by hand first)",
+			inventoryName(c), orNone(c.Spec.Addons.Storage.Provider), name, name))
+	}
 	return errors.Join(errs...)
+}
+
+// storageAddons are the distributed storage add-ons; pruning one deletes
+// its volumes.
+var storageAddons = []string{addons.Longhorn, addons.RookCeph}
+
+func orNone(s string) string {
+	if s == "" {
+		return inventory.StorageNone
+	}
+	return s
 }
 
 func (s Addons) applies(t *engine.Target) bool { return ClusterBootstrap{}.applies(t) }
