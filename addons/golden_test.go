@@ -71,6 +71,14 @@ var goldenCases = []goldenCase{
 		p.Registry = "mirror.example:5000"
 		p.Monitoring = MonitoringParams{Enabled: true, StorageClass: "local-path", Retention: "30d", StorageSize: "20Gi"}
 	}), []string{Monitoring}},
+	{"logging", with(base(), func(p *Params) {
+		p.Storage = StorageParams{Provider: Longhorn, Nodes: []StorageNode{{Name: "w1"}, {Name: "w2"}, {Name: "w3"}}}
+		p.Logging = LoggingParams{Enabled: true, RetentionDays: 14, ESReplicas: 3, ESHeap: "2g", ESStorageSize: "100Gi",
+			HostLogDirs: []string{"/var/log/syslog", "/opt/app/logs", "/opt/app/logs/*.txt", "/srv/data/app.log", "/applogs"}}
+	}), []string{Logging}},
+	{"logging-minimal", with(base(), func(p *Params) {
+		p.Logging = LoggingParams{Enabled: true, StorageClass: "local-path"}
+	}), []string{Logging}},
 }
 
 func TestGolden(t *testing.T) {

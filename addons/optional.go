@@ -180,7 +180,9 @@ func optionalSteps(p Params) []optionalStep {
 	if p.Monitoring.Enabled {
 		out = append(out, optionalStep{Monitoring, renderMonitoring})
 	}
-	//LOGGING
+	if p.Logging.Enabled {
+		out = append(out, optionalStep{Logging, renderLogging})
+	}
 	//INGRESS
 	return out
 }
@@ -436,7 +438,16 @@ func hostLogSource(entry string) (patterns []string, mount string, err error) {
 		return nil, "", fmt.Errorf("host log path %q has a wildcard in a directory", entry)
 	}
 	parent := path.Clean(dir)
-	if strings.ContainsAny(last, "*?[") {
+	glob := strings.ContainsAny(last, "*?[")
+	if parent == "/" {
+		// Mounting the host's root over the container's cannot work: a
+		// directory right below / is mounted itself.
+		if glob {
+			return nil, "", fmt.Errorf("host log path %q has a wildcard right below /", entry)
+		}
+		parent = entry
+	}
+	if glob {
 		return []string{entry}, parent, nil
 	}
 	return []string{entry, entry + "/*.log"}, parent, nil
