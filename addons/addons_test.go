@@ -551,8 +551,23 @@ func TestImages(t *testing.T) {
 			t.Fatal(err)
 		}
 		var seen []string
-		for _, o := range allObjects(mustRender(t, tc.p)) {
+		rendered := mustRender(t, tc.p)
+		for _, o := range allObjects(rendered) {
 			walkImages(o.Object, func(img string) { seen = append(seen, img) })
+		}
+		// Images an operator starts are listed too, and each is really
+		// referenced (a flag, an env value, a custom resource field).
+		for _, a := range rendered {
+			for _, img := range a.ExtraImages {
+				found := false
+				for _, o := range a.Objects {
+					walkStrings(o.Object, func(s string) { found = found || s == img || s == `"`+img+`"` })
+				}
+				if !found {
+					t.Errorf("%s: %s lists image %s, which none of its objects references", tc.name, a.Name, img)
+				}
+				seen = append(seen, img)
+			}
 		}
 		slices.Sort(seen)
 		if seen = slices.Compact(seen); !slices.Equal(seen, list) {
@@ -698,6 +713,7 @@ func TestVendoredManifests(t *testing.T) {
 	embedded := map[string][]byte{
 		Flannel: flannelManifest, Calico: calicoManifest, Weave: weaveManifest,
 		CoreDNS: corednsManifest, KubeDNS: kubeDNSManifest, NodeLocalDNS: nodeLocalDNSManifest,
+		Longhorn: longhornManifest,
 	}
 	for dir, data := range embedded {
 		t.Run(dir, func(t *testing.T) {

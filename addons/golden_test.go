@@ -79,6 +79,15 @@ var goldenCases = []goldenCase{
 	{"logging-minimal", with(base(), func(p *Params) {
 		p.Logging = LoggingParams{Enabled: true, StorageClass: "local-path"}
 	}), []string{Logging}},
+	{"longhorn", with(base(), func(p *Params) {
+		p.Storage = StorageParams{Provider: Longhorn, Nodes: []StorageNode{{Name: "w1"}, {Name: "w2"}, {Name: "w3"}}}
+	}), []string{Longhorn}},
+	// Two storage nodes, one a master: two replicas, the control-plane
+	// taint tolerated, everything from the mirror.
+	{"longhorn-masters", with(base(), func(p *Params) {
+		p.Registry = "mirror.example:5000"
+		p.Storage = StorageParams{Provider: Longhorn, Nodes: []StorageNode{{Name: "m1", Master: true}, {Name: "w1"}}}
+	}), []string{Longhorn}},
 }
 
 func TestGolden(t *testing.T) {

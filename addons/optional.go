@@ -173,7 +173,11 @@ func optionalFromInventory(c *inventory.Cluster, p *Params) {
 // optionalSteps are the optional add-ons p switches on, in apply order.
 func optionalSteps(p Params) []optionalStep {
 	var out []optionalStep
-	//STORAGE
+	switch p.Storage.Provider {
+	case Longhorn:
+		out = append(out, optionalStep{Longhorn, renderLonghorn})
+	//ROOK
+	}
 	if p.MetricsServer {
 		out = append(out, optionalStep{MetricsServer, renderMetricsServer})
 	}

@@ -76,11 +76,12 @@ func outsideScheme(a Addon, o *unstructured.Unstructured) bool {
 func allOptional(p Params) Params {
 	p = monitoringOn(p)
 	p.MetricsServer = true
+	p.Logging = LoggingParams{Enabled: true, HostLogDirs: []string{"/opt/app/logs"}}
 	return p
 }
 
 func optionalImageTables() [][]imageSpec {
-	return [][]imageSpec{metricsServerImages, monitoringImages}
+	return [][]imageSpec{metricsServerImages, monitoringImages, loggingImages, longhornImages, longhornOperatorImages}
 }
 
 // vendoredSets are the folders vendored as several upstream files.
