@@ -176,7 +176,8 @@ func optionalSteps(p Params) []optionalStep {
 	switch p.Storage.Provider {
 	case Longhorn:
 		out = append(out, optionalStep{Longhorn, renderLonghorn})
-	//ROOK
+	case RookCeph:
+		out = append(out, optionalStep{RookCeph, renderRookCeph})
 	}
 	if p.MetricsServer {
 		out = append(out, optionalStep{MetricsServer, renderMetricsServer})
@@ -271,6 +272,9 @@ var (
 // renderer's own contract (Params built by hand, secrets from the caller).
 func validateOptional(p Params, add func(field, fix, format string, args ...any)) {
 	st := p.Storage
+	if st.Provider == RookCeph {
+		add("spec.addons.storage.provider", "use provider: longhorn, or vendor csi-operator.yaml into addons/rook-ceph (see its SOURCE)", "%s", rookCephMissing)
+	}
 	switch st.Provider {
 	case "":
 	case Longhorn, RookCeph:

@@ -85,7 +85,9 @@ func optionalImageTables() [][]imageSpec {
 }
 
 // vendoredSets are the folders vendored as several upstream files.
-func vendoredSets() []string { return []string{"metrics-server", "kube-prometheus", "prometheus"} }
+func vendoredSets() []string {
+	return []string{"metrics-server", "kube-prometheus", "prometheus", "efk", "fluent-bit", "rook-ceph"}
+}
 
 func embeddedFile(dir, name string) ([]byte, error) {
 	switch dir {
@@ -93,6 +95,12 @@ func embeddedFile(dir, name string) ([]byte, error) {
 		return metricsServerFS.ReadFile(dir + "/" + name)
 	case "kube-prometheus":
 		return kubePrometheusFS.ReadFile(dir + "/" + name)
+	case "efk":
+		return efkFS.ReadFile(dir + "/" + name)
+	case "fluent-bit":
+		return fluentBitFS.ReadFile(dir + "/" + name)
+	case "rook-ceph":
+		return rookCephFS.ReadFile(dir + "/" + name)
 	case "prometheus":
 		if name == "prometheus-kubernetes.yml" {
 			return prometheusExample, nil

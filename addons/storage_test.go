@@ -1,12 +1,17 @@
 package addons
 
 import (
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/kubewright/kubewright/internal/golden"
 )
 
 func blob(t *testing.T, a Addon, cm, key string) map[string]any {
@@ -82,5 +87,112 @@ func TestLonghorn(t *testing.T) {
 	deployer := ctr(t, object(t, a, "Deployment", "longhorn-driver-deployer"), "longhorn-driver-deployer")
 	if v, _ := envValue(deployer, "CSI_ATTACHER_IMAGE"); v != "mirror.example:5000/longhornio/csi-attacher:v4.12.0" {
 		t.Errorf("CSI_ATTACHER_IMAGE %q", v)
+	}
+}
+
+func rookParams(p Params) Params {
+	p.Storage = StorageParams{Provider: RookCeph, Replicas: 3, Nodes: []StorageNode{
+		{Name: "m1", Master: true, Disks: []string{"sdb"}},
+		{Name: "w1", Disks: []string{"sdb", "sdc"}},
+		{Name: "w2", Disks: []string{"/dev/disk/by-id/wwn-0x5000c500a1b2c3d4"}},
+	}}
+	return p
+}
+
+// renderRook renders rook-ceph as Render would, past the refusal: the
+// renderer is complete but for the ceph-csi-operator manifest.
+func renderRook(t *testing.T, p Params) Addon {
+	t.Helper()
+	p = withDefaults(p)
+	objs, extra, err := renderRookCeph(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labelAll(RookCeph, objs)
+	return Addon{Name: RookCeph, Objects: objs, ExtraImages: extra}
+}
+
+func TestRookCephRefused(t *testing.T) {
+	_, err := Render(rookParams(base()))
+	if err == nil || !strings.Contains(err.Error(), "spec.addons.storage.provider: rook-ceph v1.20.6 needs the ceph-csi-operator manifest") || !strings.Contains(err.Error(), "fix: use provider: longhorn") {
+		t.Fatalf("rook-ceph: %v", err)
+	}
+}
+
+func TestRookCeph(t *testing.T) {
+	a := renderRook(t, rookParams(base()))
+	cl := object(t, a, "CephCluster", "rook-ceph")
+	spec := cl.Object["spec"].(map[string]any)
+	st := spec["storage"].(map[string]any)
+	if st["useAllNodes"] != false || st["useAllDevices"] != false {
+		t.Errorf("Ceph may take other nodes or devices: %v", st)
+	}
+	nodes := st["nodes"].([]any)
+	if len(nodes) != 3 || nodes[1].(map[string]any)["name"] != "w1" || len(nodes[1].(map[string]any)["devices"].([]any)) != 2 {
+		t.Errorf("nodes %v", nodes)
+	}
+	if c, _, _ := unstructured.NestedInt64(spec, "mon", "count"); c != 3 {
+		t.Errorf("mons %d", c)
+	}
+	all := spec["placement"].(map[string]any)["all"].(map[string]any)
+	if all["tolerations"] == nil {
+		t.Error("a master stores data but Ceph does not tolerate its taint")
+	}
+	pool := object(t, a, "CephBlockPool", "replicapool")
+	if s, _, _ := unstructured.NestedInt64(pool.Object, "spec", "replicated", "size"); s != 3 {
+		t.Errorf("pool size %d", s)
+	}
+	if sc := object(t, a, "StorageClass", "rook-ceph-block"); sc.GetAnnotations()["storageclass.kubernetes.io/is-default-class"] != "true" {
+		t.Error("rook-ceph-block is not the default StorageClass")
+	}
+	if !slices.Contains(a.ExtraImages, "quay.io/ceph/ceph:v20.2.4") || !slices.Contains(a.ExtraImages, "quay.io/cephcsi/cephcsi:v3.17.0") {
+		t.Errorf("extra images %v", a.ExtraImages)
+	}
+
+	one := renderRook(t, with(base(), func(p *Params) {
+		p.Registry = "mirror.example:5000"
+		p.Storage = StorageParams{Provider: RookCeph, Nodes: []StorageNode{{Name: "w1", Disks: []string{"vdb"}}}}
+	}))
+	spec = object(t, one, "CephCluster", "rook-ceph").Object["spec"].(map[string]any)
+	if c, _, _ := unstructured.NestedInt64(spec, "mon", "count"); c != 1 {
+		t.Errorf("one storage node: %d mons", c)
+	}
+	if img, _, _ := unstructured.NestedString(spec, "cephVersion", "image"); img != "mirror.example:5000/ceph/ceph:v20.2.4" {
+		t.Errorf("ceph image %s", img)
+	}
+	pool = object(t, one, "CephBlockPool", "replicapool")
+	if safe, _, _ := unstructured.NestedBool(pool.Object, "spec", "replicated", "requireSafeReplicaSize"); safe {
+		t.Error("a pool of size 1 with requireSafeReplicaSize is refused by Ceph")
+	}
+	if v, _, _ := unstructured.NestedString(object(t, one, "ConfigMap", "rook-csi-operator-image-set-configmap").Object, "data", "plugin"); v != "mirror.example:5000/cephcsi/cephcsi:v3.17.0" {
+		t.Errorf("CSI plugin image %q", v)
+	}
+	if _, ok := spec["placement"].(map[string]any)["all"].(map[string]any)["tolerations"]; ok {
+		t.Error("no master stores data, yet Ceph tolerates the control-plane taint")
+	}
+}
+
+// TestRookCephGolden pins the rook-ceph rendering (CRD specs elided, as in
+// TestGolden) and checks its objects like TestObjectsValid, naming the
+// kinds whose CRDs only the missing csi-operator.yaml has.
+func TestRookCephGolden(t *testing.T) {
+	a := renderRook(t, rookParams(base()))
+	golden.AssertString(t, filepath.Join("testdata", "rook-ceph.yaml"), "# addon: rook-ceph\n"+encode(t, goldenView(a)))
+	var missing []string
+	for _, o := range a.Objects {
+		typed, err := scheme.Scheme.New(o.GroupVersionKind())
+		if err != nil {
+			if !outsideScheme(a, o) {
+				missing = append(missing, o.GetKind()+" "+o.GetName())
+			}
+			continue
+		}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(o.Object, typed, true); err != nil {
+			t.Errorf("%s %s: %v", o.GetKind(), o.GetName(), err)
+		}
+	}
+	want := []string{"OperatorConfig ceph-csi-operator-config", "Driver rook-ceph.rbd.csi.ceph.com", "Driver rook-ceph.cephfs.csi.ceph.com"}
+	if !slices.Equal(missing, want) {
+		t.Errorf("objects without a CRD %v, want exactly the csi.ceph.io ones %v", missing, want)
 	}
 }
