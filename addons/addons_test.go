@@ -713,7 +713,7 @@ func TestVendoredManifests(t *testing.T) {
 	embedded := map[string][]byte{
 		Flannel: flannelManifest, Calico: calicoManifest, Weave: weaveManifest,
 		CoreDNS: corednsManifest, KubeDNS: kubeDNSManifest, NodeLocalDNS: nodeLocalDNSManifest,
-		Longhorn: longhornManifest,
+		Longhorn: longhornManifest, IngressNginx: ingressNginxManifest,
 	}
 	for dir, data := range embedded {
 		t.Run(dir, func(t *testing.T) {

@@ -88,6 +88,13 @@ var goldenCases = []goldenCase{
 		p.Registry = "mirror.example:5000"
 		p.Storage = StorageParams{Provider: Longhorn, Nodes: []StorageNode{{Name: "m1", Master: true}, {Name: "w1"}}}
 	}), []string{Longhorn}},
+	{"ingress-hostnetwork", with(base(), func(p *Params) {
+		p.Ingress = IngressParams{Enabled: true, Mode: "hostNetwork", Nodes: []string{"m1", "w1"}, Masters: true}
+	}), []string{IngressNginx}},
+	{"ingress-nodeport", with(base(), func(p *Params) {
+		p.Registry = "mirror.example:5000"
+		p.Ingress = IngressParams{Enabled: true, Mode: "nodePort", Nodes: []string{"w1", "w2"}, HTTPNodePort: 30080, HTTPSNodePort: 30443}
+	}), []string{IngressNginx}},
 }
 
 func TestGolden(t *testing.T) {

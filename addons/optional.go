@@ -188,7 +188,9 @@ func optionalSteps(p Params) []optionalStep {
 	if p.Logging.Enabled {
 		out = append(out, optionalStep{Logging, renderLogging})
 	}
-	//INGRESS
+	if p.Ingress.Enabled {
+		out = append(out, optionalStep{IngressNginx, renderIngress})
+	}
 	return out
 }
 

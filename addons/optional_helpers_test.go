@@ -77,11 +77,12 @@ func allOptional(p Params) Params {
 	p = monitoringOn(p)
 	p.MetricsServer = true
 	p.Logging = LoggingParams{Enabled: true, HostLogDirs: []string{"/opt/app/logs"}}
+	p.Ingress = IngressParams{Enabled: true, Nodes: []string{"w1"}}
 	return p
 }
 
 func optionalImageTables() [][]imageSpec {
-	return [][]imageSpec{metricsServerImages, monitoringImages, loggingImages, longhornImages, longhornOperatorImages}
+	return [][]imageSpec{metricsServerImages, monitoringImages, loggingImages, longhornImages, longhornOperatorImages, ingressNginxImages}
 }
 
 // vendoredSets are the folders vendored as several upstream files.
