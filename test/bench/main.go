@@ -24,10 +24,12 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 //go:embed ansible kubewright files
@@ -50,6 +52,7 @@ func main() {
 		scaleC   = flag.Int("scale-concurrency", 0, "kubewright --concurrency for -scale (0: all hosts at once)")
 		keep     = flag.Bool("keep", false, "keep the work directory (logs, trees, inventories)")
 		workDir  = flag.String("dir", "", "work directory (default: a new temp dir)")
+		profile  = flag.String("cpuprofile", "", "also run kubewright in-process over the largest host count with CPU profiles written to this directory")
 	)
 	flag.Parse()
 	ns, err := parseInts(*hostsArg)
@@ -119,6 +122,14 @@ func main() {
 	fmt.Fprintf(os.Stderr, "bench: work dir %s, sshd pids %v on port %d, %d addresses\n", w.dir, w.sshd.pids(), w.sshd.port, maxN)
 
 	err = w.measure(context.Background(), tools, ns, *runs, *scale, *scaleC)
+	if err == nil && *profile != "" && len(ns) > 0 {
+		n := slices.Max(ns)
+		var walls [2]time.Duration
+		if walls, err = w.profileKubewright(context.Background(), n, *profile); err == nil {
+			fmt.Printf("\nkubewright in-process over %d hosts with a CPU profile: fresh %.2f s, no-op %.2f s (profiles in %s).\n",
+				n, walls[0].Seconds(), walls[1].Seconds(), *profile)
+		}
+	}
 	cleanup()
 	if err != nil {
 		fatal(err)
@@ -294,8 +305,8 @@ func (w *workspace) measure(ctx context.Context, tools []tool, ns []int, runs, s
 					case phase == "noop" && res.changed != 0:
 						return fmt.Errorf("%s: the no-op run changed %d things (log %s)", tag, res.changed, filepath.Join(w.dir, "logs", tag+".log"))
 					}
-					fmt.Fprintf(os.Stderr, "bench: %-28s %6.2f s wall %6.2f s CPU %6.1f MiB max RSS, changed %d\n",
-						tag, res.wall.Seconds(), res.cpu.Seconds(), float64(res.maxRSS)/1024, res.changed)
+					fmt.Fprintf(os.Stderr, "bench: %-28s %6.2f s wall, CPU %6.2f s tool %6.2f s hosts %6.2f s machine, %6.1f MiB max RSS, changed %d\n",
+						tag, res.wall.Seconds(), res.cpu.Seconds(), res.server.Seconds(), res.busy.Seconds(), float64(res.maxRSS)/1024, res.changed)
 					results[key{n, t.name(), phase}] = append(results[key{n, t.name(), phase}], res)
 				}
 				if r == 0 {
@@ -350,11 +361,12 @@ func (w *workspace) measure(ctx context.Context, tools []tool, ns []int, runs, s
 		}
 		defer func() {
 			fmt.Printf("\n#### kubewright alone over %d real sshd hosts (--concurrency %d, 1 run)\n\n", scale, c)
-			fmt.Println("| run | wall s | CPU s | max RSS MiB | peak fds | peak threads |")
-			fmt.Println("|---|---:|---:|---:|---:|---:|")
+			fmt.Println("| run | wall s | tool CPU s | hosts CPU s | machine CPU s | max RSS MiB | peak fds | peak threads |")
+			fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|")
 			for i, phase := range []string{"fresh", "no-op"} {
 				r := scaleRes[i]
-				fmt.Printf("| %s | %.2f | %.2f | %.1f | %d | %d |\n", phase, r.wall.Seconds(), r.cpu.Seconds(), float64(r.maxRSS)/1024, r.peakFDs, r.peakThr)
+				fmt.Printf("| %s | %.2f | %.2f | %.2f | %.2f | %.1f | %d | %d |\n", phase, r.wall.Seconds(), r.cpu.Seconds(),
+					r.server.Seconds(), r.busy.Seconds(), float64(r.maxRSS)/1024, r.peakFDs, r.peakThr)
 			}
 		}()
 	}
@@ -397,9 +409,11 @@ func median(rs []runResult, f func(runResult) float64) float64 {
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
-func wallS(r runResult) float64 { return r.wall.Seconds() }
-func cpuS(r runResult) float64  { return r.cpu.Seconds() }
-func rssM(r runResult) float64  { return float64(r.maxRSS) / 1024 }
+func wallS(r runResult) float64   { return r.wall.Seconds() }
+func cpuS(r runResult) float64    { return r.cpu.Seconds() }
+func rssM(r runResult) float64    { return float64(r.maxRSS) / 1024 }
+func serverS(r runResult) float64 { return r.server.Seconds() }
+func busyS(r runResult) float64   { return r.busy.Seconds() }
 
 func (w *workspace) printTables(results map[key][]runResult, tools []tool, ns []int, runs int) {
 	what := fmt.Sprintf("median of %d runs", runs)
@@ -426,9 +440,13 @@ func (w *workspace) printTables(results map[key][]runResult, tools []tool, ns []
 			fmt.Printf("| %d | %.2f | %.2f | %.1f× | %.2f | %.2f | %.1f× |\n", n, af, kf, af/kf, an, kn, an/kn)
 		}
 	}
-	fmt.Printf("\n#### Per tool (%s): wall, client CPU (the tool and the processes it waited for), largest process RSS\n\n", what)
-	fmt.Println("| hosts | tool | run | wall s | CPU s | max RSS MiB | all walls s |")
-	fmt.Println("|---:|---|---|---:|---:|---:|---|")
+	fmt.Printf("\n#### Per tool (%s)\n\n", what)
+	fmt.Println("tool CPU: the tool and the processes it waited for (Ansible: its forks and ssh clients, not the")
+	fmt.Println("ControlPersist masters). hosts CPU: sshd and everything the sessions ran, on the same 2 cores.")
+	fmt.Println("machine CPU: all cores, all processes, during the run (the busy share of 2 × wall).")
+	fmt.Println()
+	fmt.Println("| hosts | tool | run | wall s | tool CPU s | hosts CPU s | machine CPU s | max RSS MiB | all walls s |")
+	fmt.Println("|---:|---|---|---:|---:|---:|---:|---:|---|")
 	for _, n := range ns {
 		for _, t := range tools {
 			for _, phase := range []string{"fresh", "noop"} {
@@ -437,8 +455,8 @@ func (w *workspace) printTables(results map[key][]runResult, tools []tool, ns []
 				for _, r := range rs {
 					all = append(all, fmt.Sprintf("%.2f", r.wall.Seconds()))
 				}
-				fmt.Printf("| %d | %s | %s | %.2f | %.2f | %.1f | %s |\n", n, t.name(), strings.Replace(phase, "noop", "no-op", 1),
-					median(rs, wallS), median(rs, cpuS), median(rs, rssM), strings.Join(all, ", "))
+				fmt.Printf("| %d | %s | %s | %.2f | %.2f | %.2f | %.2f | %.1f | %s |\n", n, t.name(), strings.Replace(phase, "noop", "no-op", 1),
+					median(rs, wallS), median(rs, cpuS), median(rs, serverS), median(rs, busyS), median(rs, rssM), strings.Join(all, ", "))
 			}
 		}
 	}

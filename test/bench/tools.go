@@ -32,6 +32,8 @@ type tool interface {
 type runResult struct {
 	wall    time.Duration
 	cpu     time.Duration // user+sys of the tool and the children it waited for
+	server  time.Duration // CPU of sshd and the sessions' commands
+	busy    time.Duration // CPU of the whole machine (every core, every process)
 	maxRSS  int64         // KiB, largest single process
 	changed int           // sum over hosts of the recap's changed=
 	hosts   int           // recap lines
@@ -67,6 +69,7 @@ func run(ctx context.Context, w *workspace, t tool, n int, tag string) (runResul
 	logPath := filepath.Join(w.dir, "logs", tag+".log")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	server0, busy0 := w.sshd.cpu(), machineBusy()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return runResult{}, err
@@ -79,11 +82,15 @@ func run(ctx context.Context, w *workspace, t tool, n int, tag string) (runResul
 	close(stopSampling)
 	peak := <-peaks
 	t.cleanup(w, tag)
+	// Connection processes exit just after the client; the listeners reap
+	// them and only then count their CPU.
+	time.Sleep(300 * time.Millisecond)
+	server, busy := w.sshd.cpu()-server0, machineBusy()-busy0
 	_ = os.WriteFile(logPath, out.Bytes(), 0o644)
 	if err != nil {
 		return runResult{}, fmt.Errorf("%s: %v (log %s)\n%s", strings.Join(cmd.Args, " "), err, logPath, tail(out.Bytes(), 30))
 	}
-	r := runResult{wall: wall, peakFDs: peak[0], peakThr: peak[1]}
+	r := runResult{wall: wall, server: server, busy: busy, peakFDs: peak[0], peakThr: peak[1]}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 		r.maxRSS = ru.Maxrss
