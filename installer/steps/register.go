@@ -27,6 +27,7 @@ func Register(r *engine.Registry) {
 	r.MustRegister("kube-proxy", engine.Static(KubeProxy{}))
 	r.MustRegister("node-labels", engine.Static(NodeLabels{}))
 	r.MustRegister("agent", newAgent)
+	r.MustRegister("storage-prep", engine.Static(StoragePrep{}))
 	r.MustRegister("addons", engine.Static(Addons{}))
 	r.MustRegister("file", newFile)
 	r.MustRegister("copy", newCopy)
