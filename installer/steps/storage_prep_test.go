@@ -26,7 +26,9 @@ func storageFakes(t *testing.T, root string) StoragePrep {
 			}
 			return have
 		},
-		InstallCmds: func(names []string) []string { return []string{"printf '%s\\n' " + stepkit.QuoteAll(names) + " >> " + db} },
+		InstallCmds: func(names []string) []string {
+			return []string{"printf '%s\\n' " + stepkit.QuoteAll(names) + " >> " + db}
+		},
 	}
 	modprobe := stepkittest.FakeTool(t, root, "modprobe", `mkdir -p "$(dirname "$0")/../sys/module/$2" && echo "$2" >> "$(dirname "$0")/../modprobe.log"`)
 	systemctl := stepkittest.FakeTool(t, root, "systemctl", `d=$(dirname "$0")/../systemd-state; mkdir -p "$d"; echo "$*" >> "$d/log"
