@@ -6,12 +6,15 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/kubewright/kubewright/installer/inventory"
 )
 
 func TestOptionalAddonsOffByDefault(t *testing.T) {
@@ -385,5 +388,64 @@ func TestVendoredManifestSets(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOptionalFromInventory: an inventory with every add-on on renders,
+// in order, with what the inventory says.
+func TestOptionalFromInventory(t *testing.T) {
+	src := `apiVersion: kubewright.io/v1alpha1
+kind: Cluster
+metadata: {name: full}
+spec:
+  hosts:
+    - {name: m1, address: 10.0.0.11}
+    - {name: w1, address: 10.0.0.21}
+    - {name: w2, address: 10.0.0.22}
+  groups:
+    masters: [m1]
+    workers: [w1, w2]
+  controlPlaneEndpoint: {vip: 10.0.0.10}
+  network: {plugin: flannel}
+  addons:
+    metricsServer: {enabled: true}
+    storage: {provider: longhorn, nodes: "m1,w1"}
+    monitoring:
+      enabled: true
+      cpuThreshold: {percent: 75}
+      receivers: {webhookURL: "https://hook.example.com/"}
+    logging: {enabled: true, hostLogDirs: [/opt/app/logs]}
+    ingress: {enabled: true, mode: nodePort, nodes: w2}
+`
+	c, _, err := inventory.Parse("inv.yaml", []byte(src), inventory.WithLookupEnv(func(string) (string, bool) { return "x", true }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ParamsFromInventory(c)
+	want := StorageParams{Provider: Longhorn, Replicas: 2, Nodes: []StorageNode{{Name: "m1", Master: true}, {Name: "w1"}}}
+	if !reflect.DeepEqual(p.Storage, want) {
+		t.Errorf("storage %+v, want %+v", p.Storage, want)
+	}
+	m := p.Monitoring
+	if m.CPUPercent != 75 || m.CPUForMinutes != 10 || m.StorageClass != "longhorn" || !slices.Equal(m.EtcdEndpoints, []string{"10.0.0.11:2379"}) ||
+		m.ControlPlaneEndpoint != "10.0.0.10:8443" || !m.AgentMetrics || m.ClusterName != "full" {
+		t.Errorf("monitoring %+v", m)
+	}
+	if p.Ingress.Mode != "nodePort" || !slices.Equal(p.Ingress.Nodes, []string{"w2"}) || p.Ingress.Masters || p.Ingress.HTTPNodePort != 30080 {
+		t.Errorf("ingress %+v", p.Ingress)
+	}
+	rendered, err := Render(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(rendered); !slices.Equal(got, []string{Flannel, CoreDNS, Longhorn, MetricsServer, Monitoring, Logging, IngressNginx}) {
+		t.Errorf("add-ons %v", got)
+	}
+	for _, a := range rendered {
+		for _, o := range a.Objects {
+			if l := o.GetLabels(); l[LabelAddon] != a.Name || l[LabelManagedBy] != ManagedBy {
+				t.Errorf("%s %s %s: labels %v", a.Name, o.GetKind(), o.GetName(), l)
+			}
+		}
 	}
 }
