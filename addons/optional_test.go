@@ -449,3 +449,20 @@ spec:
 		}
 	}
 }
+
+// TestOptionalComponentsDocumented: every component of the optional
+// add-ons' image tables is in docs/addons.md, so an artifacts image keyed
+// by it can be found.
+func TestOptionalComponentsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/addons.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range append(optionalImageTables(), rookCephImages, rookCephOperatorImages) {
+		for _, s := range table {
+			if !strings.Contains(string(doc), "`"+s.Component+"`") {
+				t.Errorf("docs/addons.md does not document component %s", s.Component)
+			}
+		}
+	}
+}
