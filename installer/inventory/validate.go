@@ -986,6 +986,8 @@ func (p *parser) validateStorage(c *Cluster) {
 			}
 		}
 	case "rook-ceph":
+		p.warnf(p.addonPath(sp+".provider"), "use provider: longhorn until rook-ceph can be installed (docs/addons.md, rook-ceph)",
+			"install refuses rook-ceph in this release: Rook v1.20's CSI operator manifest is not vendored, so Ceph's StorageClass would provision nothing")
 		if st.Nodes != "" {
 			p.errorf(sp+".nodes", "remove nodes: rook-ceph's storage nodes are the hosts listed in osdDisks", "nodes is only used by longhorn")
 		}
