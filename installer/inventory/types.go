@@ -56,7 +56,7 @@ type Spec struct {
 	// Addons switches on the optional add-ons (storage, monitoring,
 	// logging, metrics-server, ingress); the network plugin and DNS are
 	// chosen above.
-	Addons Addons `yaml:"addons" json:"addons"`
+	Addons Addons `yaml:"addons,omitempty" json:"addons"`
 	// LegacyStorage, LegacyLogging and LegacyMonitoring read the
 	// spec.storage, spec.logging and spec.monitoring sections of earlier
 	// inventories. Load moves them into Addons (and clears them), so
