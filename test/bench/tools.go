@@ -79,13 +79,14 @@ func run(ctx context.Context, w *workspace, t tool, n int, tag string) (runResul
 	go func() { peaks <- sample(cmd.Process.Pid, stopSampling) }()
 	err := cmd.Wait()
 	wall := time.Since(start)
+	busy := machineBusy() - busy0
 	close(stopSampling)
 	peak := <-peaks
 	t.cleanup(w, tag)
 	// Connection processes exit just after the client; the listeners reap
 	// them and only then count their CPU.
 	time.Sleep(300 * time.Millisecond)
-	server, busy := w.sshd.cpu()-server0, machineBusy()-busy0
+	server := w.sshd.cpu() - server0
 	_ = os.WriteFile(logPath, out.Bytes(), 0o644)
 	if err != nil {
 		return runResult{}, fmt.Errorf("%s: %v (log %s)\n%s", strings.Join(cmd.Args, " "), err, logPath, tail(out.Bytes(), 30))
