@@ -49,6 +49,7 @@ Exit codes: 0 success, 1 operation failed, 2 bad input (inventory, flags).`,
 		newCheckCmd(g),
 		newCertsCmd(g),
 		newStatusCmd(g),
+		newEtcdCmd(g),
 		// Each command lives in its own file; add new ones here.
 	)
 	return root

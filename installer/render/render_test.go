@@ -1,6 +1,8 @@
 package render
 
 import (
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,6 +34,10 @@ func TestGolden(t *testing.T) {
 		{"etcd-existing-ipv6", func() (string, error) {
 			m := []EtcdMember{{Name: "a", Address: "fd00::1"}, {Name: "b", Address: "fd00::2"}}
 			return EtcdUnit(EtcdParams{Self: m[1], Members: m, ClusterToken: "t", InitialState: "existing"})
+		}},
+		{"etcd-backup", func() (string, error) {
+			script, service, timer, err := EtcdBackupFiles(EtcdBackupParams{})
+			return "# " + EtcdBackupScript + "\n" + script + "# " + EtcdBackupService + "\n" + service + "# " + EtcdBackupTimer + "\n" + timer, err
 		}},
 		{"apiserver", func() (string, error) {
 			return APIServerUnit(APIServerParams{AdvertiseAddress: "10.10.0.11", SecurePort: 6443, EtcdMembers: members, ServiceCIDR: "10.96.0.0/12", ClusterDomain: "cluster.local"})
@@ -74,6 +80,11 @@ func TestRenderErrors(t *testing.T) {
 		want string
 	}{
 		{"etcd no address", func() error { _, err := EtcdUnit(EtcdParams{Self: EtcdMember{Name: "a"}}); return err }, "needs a name and an address"},
+		{"etcd backup retain", func() error { _, _, _, err := EtcdBackupFiles(EtcdBackupParams{Retain: -1}); return err }, "keep at least 1"},
+		{"etcd backup schedule", func() error {
+			_, _, _, err := EtcdBackupFiles(EtcdBackupParams{OnCalendar: "daily\nExecStart=/bin/evil"})
+			return err
+		}, "not a systemd calendar expression"},
 		{"etcd bad state", func() error {
 			_, err := EtcdUnit(EtcdParams{Self: members[0], Members: members, InitialState: "joining"})
 			return err
@@ -118,5 +129,52 @@ func TestKeepalivedCheckScriptProbesReadyz(t *testing.T) {
 	s := KeepalivedCheckScript(6443)
 	if !strings.Contains(s, "https://127.0.0.1:6443/readyz") || !strings.HasPrefix(s, "#!/bin/sh\n") {
 		t.Fatalf("unexpected script:\n%s", s)
+	}
+}
+
+// TestEtcdBackupScriptKeepsNewest runs the rendered script with a stand-in
+// etcdctl: it saves a snapshot with a checksum sha256sum accepts, and keeps
+// only the newest Retain snapshots (and their checksum files).
+func TestEtcdBackupScriptKeepsNewest(t *testing.T) {
+	script, _, _, err := EtcdBackupFiles(EtcdBackupParams{Retain: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	bin := t.TempDir()
+	os.WriteFile(filepath.Join(bin, "etcdctl"), []byte("#!/bin/sh\nfor a; do last=$a; done\necho snapshot > \"$last\"\n"), 0o755)
+	os.WriteFile(filepath.Join(bin, "backup.sh"), []byte(script), 0o755)
+	for _, old := range []string{"etcd-m1-20250101T000000Z.db", "etcd-m1-20250102T000000Z.db", "etcd-m1-20250103T000000Z.db"} {
+		os.WriteFile(filepath.Join(dir, old), []byte("old"), 0o600)
+		os.WriteFile(filepath.Join(dir, old+".sha256"), []byte("x"), 0o600)
+	}
+	cmd := exec.Command(filepath.Join(bin, "backup.sh"))
+	cmd.Env = append(os.Environ(), "KUBEWRIGHT_ETCD_BACKUP_DIR="+dir, "ETCDCTL="+filepath.Join(bin, "etcdctl"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "3 snapshots kept") {
+		t.Errorf("output %q", out)
+	}
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	got := strings.Join(names, " ")
+	if strings.Contains(got, "20250101") || !strings.Contains(got, "20250102") || len(names) != 6 {
+		t.Fatalf("kept %s, want the newest 3 snapshots with their checksums", got)
+	}
+	var newest string
+	for _, n := range names {
+		if strings.HasSuffix(n, ".db.sha256") && !strings.Contains(n, "2025") {
+			newest = n
+		}
+	}
+	check := exec.Command("sha256sum", "-c", newest)
+	check.Dir = dir
+	if out, err := check.CombinedOutput(); newest == "" || err != nil {
+		t.Errorf("sha256sum -c %q: %v\n%s", newest, err, out)
 	}
 }

@@ -26,12 +26,12 @@ type Binaries struct{}
 func (Binaries) Name() string { return "binaries" }
 
 // binariesFor lists the binaries by role. Every node runs kubelet and
-// kube-proxy; etcdctl goes with etcd for health checks and backups; kubectl
-// goes to masters for operators who log in there.
+// kube-proxy; etcdctl (health checks, backups) and etcdutl (restores) go
+// with etcd; kubectl goes to masters for operators who log in there.
 func binariesFor(h *inventory.Host) []string {
 	var out []string
 	if h.IsIn(inventory.GroupEtcd) {
-		out = append(out, "etcd", "etcdctl")
+		out = append(out, "etcd", "etcdctl", "etcdutl")
 	}
 	if h.IsIn(inventory.GroupMasters) {
 		out = append(out, "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")

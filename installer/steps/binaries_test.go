@@ -41,7 +41,7 @@ func artifactsDir(t *testing.T, names ...string) string {
 
 func TestBinariesByRoleAndSkipUnchanged(t *testing.T) {
 	f := newCPFixture(t, cpInventory)
-	dir := artifactsDir(t, "etcd", "etcdctl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet", "kube-proxy")
+	dir := artifactsDir(t, "etcd", "etcdctl", "etcdutl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet", "kube-proxy")
 	src, err := artifacts.OpenDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +54,7 @@ func TestBinariesByRoleAndSkipUnchanged(t *testing.T) {
 	for _, c := range plan {
 		got = append(got, filepath.Base(c.Object))
 	}
-	if strings.Join(got, ",") != "etcd,etcdctl,kube-apiserver,kube-controller-manager,kube-scheduler,kubectl" {
+	if strings.Join(got, ",") != "etcd,etcdctl,etcdutl,kube-apiserver,kube-controller-manager,kube-scheduler,kubectl" {
 		t.Fatalf("master binaries = %v", got)
 	}
 	st, err := os.Stat(filepath.Join(root, "usr/local/bin/kube-apiserver"))

@@ -37,4 +37,8 @@ func Register(r *engine.Registry) {
 	r.MustRegister("absent", newAbsent)
 	r.MustRegister("command", newCommand)
 	r.MustRegister("etcd-health", engine.Static(EtcdHealth{}))
+	r.MustRegister("etcd-restore", engine.Static(EtcdRestore{}))
+	r.MustRegister("etcd-backup-timer", engine.Static(EtcdBackupTimer{}))
+	r.MustRegister("stop-units", newStopUnits)
+	r.MustRegister("start-units", newStartUnits)
 }
