@@ -170,8 +170,11 @@ build_kubernetes() { # outdir version
 	[ "$got" = "Kubernetes $v" ] || { log "kube-apiserver --version printed '$got', want 'Kubernetes $v'"; return 1; }
 	got="$("$out/kubelet" --version)"
 	[ "$got" = "Kubernetes $v" ] || { log "kubelet --version printed '$got', want 'Kubernetes $v'"; return 1; }
-	"$out/kubectl" version --client 2>/dev/null | grep -qx "Client Version: $v" ||
-		{ log "kubectl version --client does not report $v"; return 1; }
+	# Output is captured before grep: with pipefail, grep -q exiting at the
+	# first match can kill the writer with SIGPIPE and fail a good build.
+	got="$("$out/kubectl" version --client 2>&1 || true)"
+	grep -qx "Client Version: $v" <<<"$got" ||
+		{ log "kubectl version --client does not report $v: $got"; return 1; }
 }
 
 kubernetes_component() { # version -> cache dir
@@ -191,8 +194,11 @@ build_etcd() {
 	# go build names the server after its module directory (server/v3 -> server).
 	mv "$out/server" "$out/etcd"
 	[ -x "$out/etcd" ] || { log "etcd binary missing after build: $(ls "$out")"; return 1; }
-	"$out/etcd" --version | grep -qx "etcd Version: ${v#v}" || { log "etcd --version: $("$out/etcd" --version)"; return 1; }
-	"$out/etcdctl" version | grep -qx "etcdctl version: ${v#v}" || { log "etcdctl version: $("$out/etcdctl" version)"; return 1; }
+	local got
+	got="$("$out/etcd" --version 2>&1 || true)"
+	grep -qx "etcd Version: ${v#v}" <<<"$got" || { log "etcd --version: $got"; return 1; }
+	got="$("$out/etcdctl" version 2>&1 || true)"
+	grep -qx "etcdctl version: ${v#v}" <<<"$got" || { log "etcdctl version: $got"; return 1; }
 }
 
 etcd_component() {
@@ -206,7 +212,9 @@ build_crictl() {
 	local out=$1 v=$2 mod="$hack/modules/crictl-$2"
 	(cd "$mod" && "$GO" build -trimpath -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$v" -o "$out/" \
 		sigs.k8s.io/cri-tools/cmd/crictl)
-	"$out/crictl" --version | grep -q "crictl version $v" || { log "crictl --version: $("$out/crictl" --version)"; return 1; }
+	local got
+	got="$("$out/crictl" --version 2>&1 || true)"
+	grep -q "crictl version $v" <<<"$got" || { log "crictl --version: $got"; return 1; }
 }
 
 crictl_component() {
