@@ -136,4 +136,5 @@ func TestCerts(t *testing.T) {
 			t.Fatalf("renewed admin.conf through the VIP: %q %v", out, err)
 		}
 	})
+	checkEtcdBackupRestore(t, ctx, c)
 }
