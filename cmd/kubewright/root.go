@@ -16,7 +16,7 @@ type globalOptions struct {
 // means (and whether yaml is accepted) differs by command. Commands that take
 // -o refuse any other value; the ones not listed print text whatever -o says.
 const outputUsage = "output format: text (default) or json; json is one document from check, status, inventory, " +
-	"certs check and bundle, and one event per line from install, run, plan and certs renew; " +
+	"certs check, etcd backup and bundle, and one event per line from install, run, plan, certs renew and etcd restore; " +
 	"inventory show also takes yaml (the same as text); lab, kubeconfig and version print text only"
 
 func newRootCmd() *cobra.Command {
