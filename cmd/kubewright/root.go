@@ -50,6 +50,8 @@ Exit codes: 0 success, 1 operation failed, 2 bad input (inventory, flags).`,
 		newCertsCmd(g),
 		newStatusCmd(g),
 		newEtcdCmd(g),
+		newResetCmd(g),
+		newRemoveNodeCmd(g),
 		// Each command lives in its own file; add new ones here.
 	)
 	return root

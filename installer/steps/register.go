@@ -39,6 +39,7 @@ func Register(r *engine.Registry) {
 	r.MustRegister("etcd-health", engine.Static(EtcdHealth{}))
 	r.MustRegister("etcd-restore", engine.Static(EtcdRestore{}))
 	r.MustRegister("etcd-backup-timer", engine.Static(EtcdBackupTimer{}))
+	r.MustRegister("reset", engine.Static(Reset{}))
 	r.MustRegister("stop-units", newStopUnits)
 	r.MustRegister("start-units", newStartUnits)
 }

@@ -362,6 +362,25 @@ func TestNodesJoin(t *testing.T) {
 			return "==== agent on " + host + "\n" + out
 		},
 	})
+	checkRemoveAndReadd(t, ctx, cs, hosts[w2], w2, invPath,
+		func(ctx context.Context, args ...string) (string, int) { return nodesKW(t, ctx, stateDir, args...) },
+		func(t *testing.T) {
+			out, code := nodesKW(t, ctx, stateDir, "install", "-i", invPath)
+			if code != 0 {
+				t.Fatalf("install to re-join %s: exit %d:\n%s", w2, code, out)
+			}
+			for host, changes := range journalChanges(t, clusterDir) {
+				var real []string
+				for _, c := range changes {
+					if !strings.HasPrefix(c, "addons: wait ") {
+						real = append(real, c)
+					}
+				}
+				if host != w2 && len(real) > 0 {
+					t.Errorf("re-joining %s changed %s: %v", w2, host, real)
+				}
+			}
+		})
 }
 
 // newestJournal returns the path and content of the cluster's newest run

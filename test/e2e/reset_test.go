@@ -1,0 +1,87 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubewright/kubewright/installer/remote"
+)
+
+// leftoversScript lists, independently of the reset step's own probe, what
+// of kubewright is still on a host: files, running or enabled units, CNI and
+// kube-proxy interfaces, iptables rules, mounts and pod network namespaces.
+const leftoversScript = `for p in /etc/kubernetes /var/lib/kubelet /var/lib/kube-proxy /var/lib/etcd /var/lib/kubewright /var/lib/kubewright-agent \
+  /etc/kubewright /usr/local/lib/kubewright /var/log/kubernetes /etc/crictl.yaml /etc/sysctl.d/99-kubewright.conf /etc/modules-load.d/kubewright.conf \
+  /usr/local/bin/kubelet /usr/local/bin/kube-proxy /usr/local/bin/crictl /usr/local/bin/kubewright-agent \
+  /etc/systemd/system/kubelet.service /etc/systemd/system/kube-proxy.service /etc/systemd/system/kubewright-agent.service \
+  /etc/cni/net.d/10-flannel.conflist /var/lib/cni /run/flannel /usr/lib/cni/flannel; do [ -e "$p" ] && echo "file $p"; done
+grep -qs 'Managed by kubewright' /etc/containerd/config.toml && echo "file /etc/containerd/config.toml"
+for u in kubelet kube-proxy kubewright-agent containerd; do
+  [ "$(systemctl is-active $u)" = active ] && echo "unit $u active"
+  case "$(systemctl is-enabled $u 2>/dev/null)" in enabled*) echo "unit $u enabled";; esac
+done
+ip -o link show | awk -F': ' '{print $2}' | grep -E '^(cni0|flannel|veth|cali|tunl0|kube-ipvs0)' | sed 's/^/link /'
+n=$(iptables-save | grep -cE 'KUBE-|CNI-|FLANNEL'); [ "$n" -gt 0 ] && echo "iptables $n rules"
+grep -E ' (/var/lib/kubelet|/run/containerd)' /proc/mounts | awk '{print "mount " $2}'
+ip netns list | grep '^cni-' | sed 's/^/netns /'
+true`
+
+// checkRemoveAndReadd is issue 9's remove-node/add-node proof on the
+// TestNodesJoin cluster: remove-node drains a worker, resets the host (the
+// test lists what is left: nothing) and deletes its Node; install with the
+// worker still in the inventory joins it again, changing no other host.
+func checkRemoveAndReadd(t *testing.T, ctx context.Context, cs kubernetes.Interface, h remote.Host, worker, inv string,
+	kw func(ctx context.Context, args ...string) (string, int), readd func(t *testing.T)) {
+	t.Run("remove-node drains, resets and deletes the worker", func(t *testing.T) {
+		out, code := kw(ctx, "remove-node", "-i", inv, "--yes", worker)
+		t.Logf("remove-node:\n%s", out)
+		if code != 0 {
+			t.Fatalf("remove-node exit %d", code)
+		}
+		if _, err := cs.CoreV1().Nodes().Get(ctx, worker, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("node %s after remove-node: %v, want not found", worker, err)
+		}
+		pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + worker})
+		if err == nil {
+			for _, p := range pods.Items {
+				if p.DeletionTimestamp == nil {
+					t.Errorf("pod %s/%s still bound to the removed node", p.Namespace, p.Name)
+				}
+			}
+		}
+		left, err := h.Exec(ctx, leftoversScript, remote.WithTimeout(time.Minute))
+		if err != nil {
+			t.Fatalf("list leftovers on %s: %v", worker, err)
+		}
+		if strings.TrimSpace(left) != "" {
+			t.Errorf("reset left on %s:\n%s", worker, left)
+		}
+	})
+	t.Run("install joins the worker again", func(t *testing.T) {
+		readd(t)
+		deadline := time.Now().Add(3 * time.Minute)
+		for {
+			n, err := cs.CoreV1().Nodes().Get(ctx, worker, metav1.GetOptions{})
+			if err == nil {
+				for _, c := range n.Status.Conditions {
+					if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+						return
+					}
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not Ready 3m after the re-join (%v)", worker, err)
+			}
+			time.Sleep(2 * time.Second)
+		}
+	})
+}
