@@ -360,6 +360,7 @@ func TestControlPlane(t *testing.T) {
 		return
 	}
 
+	checkHardening(t, ctx, c)
 	t.Run("API answers through the VIP", func(t *testing.T) {
 		out, err := c.kubectl(t, ctx, "get", "--raw", "/readyz")
 		if err != nil || strings.TrimSpace(out) != "ok" {
