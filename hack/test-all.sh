@@ -21,6 +21,11 @@ make --no-print-directory lint GO="$GO"
 stage "unit tests"
 make --no-print-directory test test-hack GO="$GO"
 
+# Each fuzz target for a bounded time (KUBEWRIGHT_FUZZTIME, default 15s):
+# the seed corpora already ran as part of the unit tests.
+stage "fuzzing"
+make --no-print-directory fuzz GO="$GO" FUZZTIME="${KUBEWRIGHT_FUZZTIME:-15s}"
+
 if [ "${KUBEWRIGHT_SKIP_E2E:-}" = 1 ]; then
 	echo "KUBEWRIGHT_SKIP_E2E=1: end-to-end tests not run" >&2
 	exit 0
