@@ -61,7 +61,13 @@ func newLab(t *testing.T, ctx context.Context, base string, masters, workers int
 		t.Fatal("lab e2e tests need root (network namespaces, cgroups, systemd-nspawn)")
 	}
 	var out bytes.Buffer
-	m := lab.New(lab.Config{StateDir: t.TempDir(), Out: &out, BootTimeout: 3 * time.Minute, InstallHostTools: true})
+	// The lab's state dir is kubewright's state dir too, which kubewright
+	// refuses when group or others can read it (t.TempDir is 0755).
+	stateDir := t.TempDir()
+	if err := os.Chmod(stateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	m := lab.New(lab.Config{StateDir: stateDir, Out: &out, BootTimeout: 3 * time.Minute, InstallHostTools: true})
 	if left := m.Leftovers(name); len(left) > 0 {
 		t.Fatalf("lab %s has leftovers from an earlier run, remove them first:\n%s", name, strings.Join(left, "\n"))
 	}
