@@ -68,6 +68,8 @@ type installFlags struct {
 	playbook, agentBinary string
 	dryRun, force         bool
 	addonsTimeout         time.Duration
+	// limit, when set, restricts every play to these hosts (repair --node).
+	limit map[string]bool
 }
 
 // usesStep reports whether any play of pb runs the named step: only then
@@ -239,7 +241,12 @@ func runInstall(cmd *cobra.Command, g *globalOptions, o *runOptions, f installFl
 	if agentBin != "" {
 		shared.Set(steps.SharedAgentBinary, agentBin)
 	}
+	var sel engine.HostSelector
+	if f.limit != nil {
+		sel = limitedSelector{cl: p.cluster, names: f.limit}
+	}
 	res, err := engine.Run(cmd.Context(), engine.Options{
+		Selector:    sel,
 		Playbook:    pb,
 		Cluster:     p.cluster,
 		Registry:    reg,

@@ -52,6 +52,7 @@ Exit codes: 0 success, 1 operation failed, 2 bad input (inventory, flags).`,
 		newEtcdCmd(g),
 		newResetCmd(g),
 		newRemoveNodeCmd(g),
+		newRepairCmd(g),
 		// Each command lives in its own file; add new ones here.
 	)
 	return root

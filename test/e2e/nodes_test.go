@@ -362,6 +362,9 @@ func TestNodesJoin(t *testing.T) {
 			return "==== agent on " + host + "\n" + out
 		},
 	})
+	kwNodes := func(ctx context.Context, args ...string) (string, int) { return nodesKW(t, ctx, stateDir, args...) }
+	checkRepair(t, ctx, cs, hosts[workers[0]], workers[0], invPath, kwNodes,
+		func(t *testing.T) map[string][]string { return journalChanges(t, clusterDir) })
 	checkRemoveAndReadd(t, ctx, cs, hosts[w2], w2, invPath,
 		func(ctx context.Context, args ...string) (string, int) { return nodesKW(t, ctx, stateDir, args...) },
 		func(t *testing.T) {

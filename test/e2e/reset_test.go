@@ -85,3 +85,51 @@ func checkRemoveAndReadd(t *testing.T, ctx context.Context, cs kubernetes.Interf
 		}
 	})
 }
+
+// checkRepair damages a worker the agent cannot heal on its own (a deleted
+// unit file and kubelet config) and runs repair --node for it: the host is
+// back, and the journal shows no other host changed.
+func checkRepair(t *testing.T, ctx context.Context, cs kubernetes.Interface, h remote.Host, worker, inv string,
+	kw func(ctx context.Context, args ...string) (string, int), changed func(t *testing.T) map[string][]string) {
+	t.Run("repair --node puts a damaged worker back", func(t *testing.T) {
+		if _, err := h.Exec(ctx, "systemctl stop kube-proxy && rm -f /etc/systemd/system/kube-proxy.service /var/lib/kubelet/config.yaml && systemctl daemon-reload", remote.WithTimeout(time.Minute)); err != nil {
+			t.Fatalf("damage %s: %v", worker, err)
+		}
+		out, code := kw(ctx, "repair", "-i", inv, "--node", worker)
+		if code != 0 {
+			t.Fatalf("repair exit %d:\n%s", code, out)
+		}
+		for host, changes := range changed(t) {
+			var real []string
+			for _, c := range changes {
+				if !strings.HasPrefix(c, "addons: wait ") {
+					real = append(real, c)
+				}
+			}
+			if host == worker && len(real) == 0 {
+				t.Errorf("repair changed nothing on %s", worker)
+			}
+			if host != worker && len(real) > 0 {
+				t.Errorf("repair --node %s changed %s: %v", worker, host, real)
+			}
+		}
+		if out, err := h.Exec(ctx, "systemctl is-active kube-proxy kubelet; test -s /var/lib/kubelet/config.yaml && echo config", remote.WithTimeout(time.Minute)); err != nil || out != "active\nactive\nconfig\n" {
+			t.Errorf("after repair on %s: %q %v", worker, out, err)
+		}
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			n, err := cs.CoreV1().Nodes().Get(ctx, worker, metav1.GetOptions{})
+			if err == nil {
+				for _, c := range n.Status.Conditions {
+					if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+						return
+					}
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not Ready 2m after repair (%v)", worker, err)
+			}
+			time.Sleep(2 * time.Second)
+		}
+	})
+}
