@@ -60,3 +60,10 @@ func TestRemoveNodeRefusals(t *testing.T) {
 		})
 	}
 }
+
+func TestRepairUnknownNode(t *testing.T) {
+	_, _, err := runCLI(t, "--state-dir", t.TempDir(), "repair", "-i", certsInv, "--node", "nope")
+	if err == nil || !isBadInput(err) || !strings.Contains(err.Error(), "--node nope: no such host") {
+		t.Fatalf("err %v", err)
+	}
+}
