@@ -18,8 +18,10 @@ type hardeningCheck struct {
 }
 
 // procFlags prints a running process's command line one argument per line.
+// It matches the full command line: process names are cut at 15 characters
+// (kube-controller-manager is "kube-controller"), so pgrep -x cannot.
 func procFlags(name string) string {
-	return `tr '\0' '\n' < /proc/$(pgrep -xo ` + name + `)/cmdline`
+	return `pid=$(pgrep -of '^/usr/local/bin/` + name + `( |$)'); [ -n "$pid" ] || { echo "no ` + name + ` process"; exit 1; }; tr '\0' '\n' < /proc/$pid/cmdline`
 }
 
 var hardeningChecks = []hardeningCheck{
