@@ -50,13 +50,24 @@ func checkRemoveAndReadd(t *testing.T, ctx context.Context, cs kubernetes.Interf
 		if _, err := cs.CoreV1().Nodes().Get(ctx, worker, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("node %s after remove-node: %v, want not found", worker, err)
 		}
-		pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + worker})
-		if err == nil {
-			for _, p := range pods.Items {
-				if p.DeletionTimestamp == nil {
-					t.Errorf("pod %s/%s still bound to the removed node", p.Namespace, p.Name)
+		// DaemonSet pods stay through the drain; once the Node is gone the
+		// controller-manager's pod garbage collector deletes them (it waits
+		// about 40s before it calls a pod orphaned).
+		var bound []string
+		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(2 * time.Second) {
+			bound = nil
+			pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + worker})
+			if err == nil {
+				for _, p := range pods.Items {
+					bound = append(bound, p.Namespace+"/"+p.Name)
 				}
 			}
+			if (err == nil && len(bound) == 0) || time.Now().After(deadline) {
+				break
+			}
+		}
+		if len(bound) > 0 {
+			t.Errorf("pods still bound to the removed node 2m after: %v", bound)
 		}
 		left, err := h.Exec(ctx, leftoversScript, remote.WithTimeout(time.Minute))
 		if err != nil {
