@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"time"
@@ -173,13 +172,8 @@ func runEtcdRestore(cmd *cobra.Command, g *globalOptions, o *runOptions, from st
 	if err != nil {
 		return badInput(fmt.Errorf("nothing was changed: %w", err))
 	}
-	pb, err := engine.ResolvePlaybook("etcd-restore")
+	pb, reg, err := loadPlaybook("etcd-restore")
 	if err != nil {
-		return err
-	}
-	reg := engine.NewRegistry()
-	steps.Register(reg)
-	if err := pb.Validate(reg); err != nil {
 		return err
 	}
 	cl, dir, err := certsClusterDir(g, o.inventory)
@@ -203,14 +197,6 @@ func runEtcdRestore(cmd *cobra.Command, g *globalOptions, o *runOptions, from st
 		return fmt.Errorf("etcd restore: nothing was changed: %w", err)
 	}
 	out := cmd.OutOrStdout()
-	sink, closeSink, err := engine.NewConsoleSink(out, g.output)
-	if err != nil {
-		return badInput(err)
-	}
-	var logger *slog.Logger
-	if g.verbose {
-		logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
 	id := time.Now().UTC().Format("20060102T150405Z")
 	shared := engine.NewSharedData()
 	shared.Set(steps.SharedEtcdSnapshot, snap.Path)
@@ -218,7 +204,7 @@ func runEtcdRestore(cmd *cobra.Command, g *globalOptions, o *runOptions, from st
 	if g.output != "json" {
 		fmt.Fprintf(out, "restoring %s (sha256 %s, %d bytes) as restore %s\n", snap.Path, snap.SHA256, snap.Size, id)
 	}
-	res, err := engine.Run(cmd.Context(), engine.Options{
+	_, err = runEngine(cmd, g, engine.Options{
 		Playbook:    pb,
 		Cluster:     cl,
 		Registry:    reg,
@@ -226,20 +212,12 @@ func runEtcdRestore(cmd *cobra.Command, g *globalOptions, o *runOptions, from st
 		Concurrency: o.concurrency,
 		DryRun:      dryRun,
 		StateDir:    dir,
-		Events:      sink,
-		Secrets:     clusterSecrets(cl),
+		Secrets:     runSecrets(cl, dir),
 		StepTimeout: o.stepTimeout,
-		Logger:      logger,
 		Shared:      shared,
 	})
-	closeSink()
-	var invalid *engine.InvalidError
-	if errors.As(err, &invalid) {
-		return badInput(err)
-	}
-	if res != nil && dryRun && g.output != "json" {
-		fmt.Fprintln(out)
-		engine.RenderPlan(out, res)
+	if isBadInput(err) {
+		return err
 	}
 	if err != nil {
 		return fmt.Errorf("etcd restore %s: %w; the members' previous data is kept in /var/lib/etcd.before-restore-%s; re-run the same command to finish", id, err, id)

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -22,11 +21,6 @@ func runCLI(t *testing.T, args ...string) (string, string, error) {
 	root.SetArgs(args)
 	err := root.Execute()
 	return out.String(), errb.String(), err
-}
-
-func isBadInput(err error) bool {
-	var b *badInputError
-	return errors.As(err, &b)
 }
 
 const (

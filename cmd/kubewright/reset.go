@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"strings"
 
@@ -12,7 +11,6 @@ import (
 
 	"github.com/kubewright/kubewright/installer/engine"
 	"github.com/kubewright/kubewright/installer/inventory"
-	"github.com/kubewright/kubewright/installer/steps"
 )
 
 func newResetCmd(g *globalOptions) *cobra.Command {
@@ -106,13 +104,8 @@ func runReset(cmd *cobra.Command, g *globalOptions, o *runOptions, nodes []strin
 	if o.concurrency < 1 {
 		return badInput(fmt.Errorf("--concurrency must be at least 1, got %d", o.concurrency))
 	}
-	pb, err := engine.ResolvePlaybook("reset")
+	pb, reg, err := loadPlaybook("reset")
 	if err != nil {
-		return err
-	}
-	reg := engine.NewRegistry()
-	steps.Register(reg)
-	if err := pb.Validate(reg); err != nil {
 		return err
 	}
 	cl, err := inventory.Load(o.inventory)
@@ -143,15 +136,7 @@ func runReset(cmd *cobra.Command, g *globalOptions, o *runOptions, nodes []strin
 		return err
 	}
 	defer closeConn()
-	out := cmd.OutOrStdout()
-	sink, closeSink, err := engine.NewConsoleSink(out, g.output)
-	if err != nil {
-		return badInput(err)
-	}
-	var logger *slog.Logger
-	if g.verbose {
-		logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	dir := filepath.Join(base, "clusters", cl.Metadata.Name)
 	opts := engine.Options{
 		Playbook:    pb,
 		Cluster:     cl,
@@ -159,24 +144,16 @@ func runReset(cmd *cobra.Command, g *globalOptions, o *runOptions, nodes []strin
 		Connector:   conn,
 		Concurrency: o.concurrency,
 		DryRun:      dryRun,
-		StateDir:    filepath.Join(base, "clusters", cl.Metadata.Name),
-		Events:      sink,
-		Secrets:     clusterSecrets(cl),
+		StateDir:    dir,
+		Secrets:     runSecrets(cl, dir),
 		StepTimeout: o.stepTimeout,
-		Logger:      logger,
 	}
 	if limit != nil {
 		opts.Selector = limitedSelector{cl: cl, names: limit}
 	}
-	res, err := engine.Run(cmd.Context(), opts)
-	closeSink()
-	var invalid *engine.InvalidError
-	if errors.As(err, &invalid) {
-		return badInput(err)
-	}
-	if res != nil && dryRun && g.output != "json" {
-		fmt.Fprintln(out)
-		engine.RenderPlan(out, res)
+	_, err = runEngine(cmd, g, opts)
+	if isBadInput(err) {
+		return err
 	}
 	if err != nil {
 		return fmt.Errorf("reset: %w", err)

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,7 +14,6 @@ import (
 	"github.com/kubewright/kubewright/installer/engine"
 	"github.com/kubewright/kubewright/installer/inventory"
 	"github.com/kubewright/kubewright/installer/remote"
-	"github.com/kubewright/kubewright/installer/steps"
 )
 
 // runOptions are the flags shared by `run` and `plan`.
@@ -70,22 +67,16 @@ func runPlaybook(cmd *cobra.Command, g *globalOptions, o *runOptions, arg string
 	if o.stepTimeout <= 0 {
 		return badInput(fmt.Errorf("--step-timeout must be positive, got %s", o.stepTimeout))
 	}
-	pb, err := engine.ResolvePlaybook(arg)
+	pb, reg, err := loadPlaybook(arg)
 	if err != nil {
-		return badInput(err)
-	}
-	reg := engine.NewRegistry()
-	steps.Register(reg)
-	if err := pb.Validate(reg); err != nil {
-		return badInput(err)
+		return err
 	}
 	cl, err := inventory.Load(o.inventory)
 	if err != nil {
 		return badInput(err)
 	}
-	sink, closeSink, err := engine.NewConsoleSink(cmd.OutOrStdout(), g.output)
-	if err != nil {
-		return badInput(err)
+	if err := checkEventOutput(g); err != nil {
+		return err
 	}
 	base, err := labStateDir(g)
 	if err != nil {
@@ -96,32 +87,20 @@ func runPlaybook(cmd *cobra.Command, g *globalOptions, o *runOptions, arg string
 		return err
 	}
 	defer closeConn()
-	var logger *slog.Logger
-	if g.verbose {
-		logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-
-	res, err := engine.Run(cmd.Context(), engine.Options{
+	dir := filepath.Join(base, "clusters", cl.Metadata.Name)
+	_, err = runEngine(cmd, g, engine.Options{
 		Playbook:    pb,
 		Cluster:     cl,
 		Registry:    reg,
 		Connector:   conn,
 		Concurrency: o.concurrency,
 		DryRun:      dryRun,
-		StateDir:    filepath.Join(base, "clusters", cl.Metadata.Name),
-		Events:      sink,
-		Secrets:     runSecrets(cl, filepath.Join(base, "clusters", cl.Metadata.Name)),
+		StateDir:    dir,
+		Secrets:     runSecrets(cl, dir),
 		StepTimeout: o.stepTimeout,
-		Logger:      logger,
 	})
-	closeSink()
-	var invalid *engine.InvalidError
-	if errors.As(err, &invalid) {
-		return badInput(err)
-	}
-	if res != nil && dryRun && g.output != "json" {
-		fmt.Fprintln(cmd.OutOrStdout())
-		engine.RenderPlan(cmd.OutOrStdout(), res)
+	if isBadInput(err) {
+		return err
 	}
 	if err != nil {
 		return fmt.Errorf("playbook %s: %w", pb.Name, err)

@@ -79,21 +79,7 @@ func checkRemoveAndReadd(t *testing.T, ctx context.Context, cs kubernetes.Interf
 	})
 	t.Run("install joins the worker again", func(t *testing.T) {
 		readd(t)
-		deadline := time.Now().Add(3 * time.Minute)
-		for {
-			n, err := cs.CoreV1().Nodes().Get(ctx, worker, metav1.GetOptions{})
-			if err == nil {
-				for _, c := range n.Status.Conditions {
-					if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-						return
-					}
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s not Ready 3m after the re-join (%v)", worker, err)
-			}
-			time.Sleep(2 * time.Second)
-		}
+		waitReady(t, ctx, cs, worker, 3*time.Minute)
 	})
 }
 
@@ -127,20 +113,26 @@ func checkRepair(t *testing.T, ctx context.Context, cs kubernetes.Interface, h r
 		if out, err := h.Exec(ctx, "systemctl is-active kube-proxy kubelet; test -s /var/lib/kubelet/config.yaml && echo config", remote.WithTimeout(time.Minute)); err != nil || out != "active\nactive\nconfig\n" {
 			t.Errorf("after repair on %s: %q %v", worker, out, err)
 		}
-		deadline := time.Now().Add(2 * time.Minute)
-		for {
-			n, err := cs.CoreV1().Nodes().Get(ctx, worker, metav1.GetOptions{})
-			if err == nil {
-				for _, c := range n.Status.Conditions {
-					if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-						return
-					}
+		waitReady(t, ctx, cs, worker, 2*time.Minute)
+	})
+}
+
+// waitReady waits until node reports Ready.
+func waitReady(t *testing.T, ctx context.Context, cs kubernetes.Interface, node string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err == nil {
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					return
 				}
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s not Ready 2m after repair (%v)", worker, err)
-			}
-			time.Sleep(2 * time.Second)
 		}
-	})
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not Ready after %s (%v)", node, timeout, err)
+		}
+		time.Sleep(2 * time.Second)
+	}
 }
