@@ -96,6 +96,8 @@ func checkRepair(t *testing.T, ctx context.Context, cs kubernetes.Interface, h r
 		if code != 0 {
 			t.Fatalf("repair exit %d:\n%s", code, out)
 		}
+		// The run's journal lists only the repaired host: no other was
+		// even planned.
 		for host, changes := range changed(t) {
 			var real []string
 			for _, c := range changes {
