@@ -32,9 +32,15 @@ case "$1 $2" in
 "-o link") for l in "$ROOT"/links/*; do [ -e "$l" ] && echo "9: $(basename "$l"): <UP> mtu 1500"; done ;;
 esac`)
 	stepkittest.FakeTool(t, root, "iptables-save", `cat "$ROOT/iptables"`)
+	// iptables-save reads the file iptables-restore rewrites in the same
+	// pipe: the new rules go to a temporary file first.
 	stepkittest.FakeTool(t, root, "iptables-restore", log+`
-cat > "$ROOT/iptables"`)
-	stepkittest.FakeTool(t, root, "umount", log)
+cat > "$ROOT/iptables.new" && mv "$ROOT/iptables.new" "$ROOT/iptables"`)
+	// Everything else reset may call that could be installed on the test
+	// machine is a logging stand-in, so the test never touches this host.
+	for _, tool := range []string{"umount", "ctr", "crictl", "ipvsadm", "ip6tables-save", "ip6tables-restore"} {
+		stepkittest.FakeTool(t, root, tool, log)
+	}
 	h.Env = []string{"PATH=" + filepath.Join(root, "bin") + ":/usr/bin:/bin", "ROOT=" + root}
 
 	for _, p := range []string{"/etc/kubernetes/admin.conf", "/etc/kubernetes/pki/ca.key", "/usr/local/bin/kubelet",
