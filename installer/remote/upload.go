@@ -280,12 +280,15 @@ func (h *SSHHost) writeOn(ctx context.Context, c *conn, sc *sftp.Client, body io
 		if !cleanup {
 			return
 		}
-		if !c.alive() {
-			*stale = append(*stale, stage) // removed over the next connection
-			return
+		// The connection may die between the cut and this check, so a
+		// removal that fails counts as not done either way.
+		if c.alive() {
+			sc.Remove(path.Join(stage, "data"))
+			if err := sc.RemoveDirectory(stage); err == nil || errors.Is(err, fs.ErrNotExist) {
+				return
+			}
 		}
-		sc.Remove(path.Join(stage, "data"))
-		sc.RemoveDirectory(stage)
+		*stale = append(*stale, stage) // removed over the next connection
 	}()
 	if err := sc.Chmod(stage, 0o700); err != nil {
 		return fmt.Errorf("chmod staging directory: %w", err)
