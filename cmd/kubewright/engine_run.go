@@ -1,14 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kubewright/kubewright/installer/engine"
+	"github.com/kubewright/kubewright/installer/kube"
+	"github.com/kubewright/kubewright/installer/pki"
 	"github.com/kubewright/kubewright/installer/steps"
 )
 
@@ -70,4 +75,31 @@ func runEngine(cmd *cobra.Command, g *globalOptions, opts engine.Options) (*engi
 func isBadInput(err error) bool {
 	var b *badInputError
 	return errors.As(err, &b)
+}
+
+// confirm asks on stderr and reads one line from stdin: the operator must
+// type want for a destructive command to go on. Anything else is bad input
+// and nothing has changed.
+func confirm(cmd *cobra.Command, question, prompt, want string) error {
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s\n%s: ", question, prompt)
+	answer, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+	if strings.TrimSpace(answer) != want {
+		return badInput(errors.New("not confirmed; nothing was changed (pass --yes to skip the question)"))
+	}
+	return nil
+}
+
+// adminClient is a client with the admin kubeconfig install wrote into the
+// cluster's state directory.
+func adminClient(clusterDir string) (*kube.Client, error) {
+	admin := pki.NewStore(steps.PKIDir(clusterDir), nil).AdminKubeconfigPath()
+	kc, err := os.ReadFile(admin)
+	if err != nil {
+		return nil, badInput(fmt.Errorf("read the admin kubeconfig (install writes it): %w", err))
+	}
+	client, err := kube.NewClient(kc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", admin, err)
+	}
+	return client, nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -181,10 +180,9 @@ func runEtcdRestore(cmd *cobra.Command, g *globalOptions, o *runOptions, from st
 		return err
 	}
 	if !yes && !dryRun {
-		fmt.Fprintf(cmd.ErrOrStderr(), "This replaces all of cluster %s's etcd data with %s; everything written since is lost.\nType the cluster name to go on: ", cl.Metadata.Name, from)
-		answer, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
-		if strings.TrimSpace(answer) != cl.Metadata.Name {
-			return badInput(errors.New("not confirmed; nothing was changed (pass --yes to skip the question)"))
+		q := fmt.Sprintf("This replaces all of cluster %s's etcd data with %s; everything written since is lost.", cl.Metadata.Name, from)
+		if err := confirm(cmd, q, "Type the cluster name to go on", cl.Metadata.Name); err != nil {
+			return err
 		}
 	}
 	base := filepath.Dir(filepath.Dir(dir))

@@ -1,11 +1,7 @@
 package main
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,8 +10,6 @@ import (
 
 	"github.com/kubewright/kubewright/installer/inventory"
 	"github.com/kubewright/kubewright/installer/kube"
-	"github.com/kubewright/kubewright/installer/pki"
-	"github.com/kubewright/kubewright/installer/steps"
 )
 
 func newRemoveNodeCmd(g *globalOptions) *cobra.Command {
@@ -63,20 +57,14 @@ func runRemoveNode(cmd *cobra.Command, g *globalOptions, o *runOptions, name str
 		return badInput(fmt.Errorf("%s is a master or etcd member: remove-node handles workers only (removing a master also means removing its etcd member and apiserver endpoint, which kubewright does not do yet)", name))
 	}
 	if !yes {
-		fmt.Fprintf(cmd.ErrOrStderr(), "This drains %s, resets the host and deletes its Node from cluster %s.\nType the node name to go on: ", name, cl.Metadata.Name)
-		answer, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
-		if strings.TrimSpace(answer) != name {
-			return badInput(errors.New("not confirmed; nothing was changed (pass --yes to skip the question)"))
+		q := fmt.Sprintf("This drains %s, resets the host and deletes its Node from cluster %s.", name, cl.Metadata.Name)
+		if err := confirm(cmd, q, "Type the node name to go on", name); err != nil {
+			return err
 		}
 	}
-	admin := pki.NewStore(steps.PKIDir(dir), nil).AdminKubeconfigPath()
-	kc, err := os.ReadFile(admin)
+	client, err := adminClient(dir)
 	if err != nil {
-		return badInput(fmt.Errorf("read the admin kubeconfig (install writes it): %w", err))
-	}
-	client, err := kube.NewClient(kc)
-	if err != nil {
-		return fmt.Errorf("%s: %w", admin, err)
+		return err
 	}
 	ctx := cmd.Context()
 	out := cmd.OutOrStdout()

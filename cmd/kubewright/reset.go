@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -121,10 +119,9 @@ func runReset(cmd *cobra.Command, g *globalOptions, o *runOptions, nodes []strin
 		what = strings.Join(nodes, ", ") + " of cluster " + cl.Metadata.Name
 	}
 	if !yes && !dryRun {
-		fmt.Fprintf(cmd.ErrOrStderr(), "This removes Kubernetes, etcd and their data from %s. There is no undo.\nType the cluster name to go on: ", what)
-		answer, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
-		if strings.TrimSpace(answer) != cl.Metadata.Name {
-			return badInput(errors.New("not confirmed; nothing was changed (pass --yes to skip the question)"))
+		q := "This removes Kubernetes, etcd and their data from " + what + ". There is no undo."
+		if err := confirm(cmd, q, "Type the cluster name to go on", cl.Metadata.Name); err != nil {
+			return err
 		}
 	}
 	base, err := labStateDir(g)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -12,8 +11,6 @@ import (
 
 	"github.com/kubewright/kubewright/installer/inventory"
 	"github.com/kubewright/kubewright/installer/kube"
-	"github.com/kubewright/kubewright/installer/pki"
-	"github.com/kubewright/kubewright/installer/steps"
 )
 
 func newStatusCmd(g *globalOptions) *cobra.Command {
@@ -47,14 +44,9 @@ inventory or flags.`,
 			if err != nil {
 				return err
 			}
-			admin := pki.NewStore(steps.PKIDir(dir), nil).AdminKubeconfigPath()
-			kc, err := os.ReadFile(admin)
+			client, err := adminClient(dir)
 			if err != nil {
-				return badInput(fmt.Errorf("read the admin kubeconfig (install writes it): %w", err))
-			}
-			client, err := kube.NewClient(kc)
-			if err != nil {
-				return fmt.Errorf("%s: %w", admin, err)
+				return err
 			}
 			var expected []string
 			for _, h := range cl.HostsInGroup(inventory.GroupAll) {

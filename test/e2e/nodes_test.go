@@ -165,12 +165,7 @@ func TestNodesJoin(t *testing.T) {
 	// changes anything; the add-ons step (on the first master) may only wait
 	// for the new node's flannel pod, changing no object.
 	for host, changes := range journalChanges(t, clusterDir, 5) {
-		var real []string
-		for _, c := range changes {
-			if !strings.HasPrefix(c, "addons: wait ") {
-				real = append(real, c)
-			}
-		}
+		real := objectChanges(changes)
 		if (host == w2) != (len(real) > 0) {
 			t.Errorf("after adding %s, %s changed: %v\n%s", w2, host, real, out)
 		}
@@ -373,12 +368,7 @@ func TestNodesJoin(t *testing.T) {
 				t.Fatalf("install to re-join %s: exit %d:\n%s", w2, code, out)
 			}
 			for host, changes := range journalChanges(t, clusterDir, 5) {
-				var real []string
-				for _, c := range changes {
-					if !strings.HasPrefix(c, "addons: wait ") {
-						real = append(real, c)
-					}
-				}
+				real := objectChanges(changes)
 				if host != w2 && len(real) > 0 {
 					t.Errorf("re-joining %s changed %s: %v", w2, host, real)
 				}
@@ -472,6 +462,18 @@ func journalChanges(t *testing.T, clusterDir string, want int) map[string][]stri
 		t.Fatalf("journal %s lists %d hosts, want %d", path, len(got), want)
 	}
 	return got
+}
+
+// objectChanges drops the add-ons step's rollout waits, which change no
+// object, from a host's journalChanges.
+func objectChanges(changes []string) []string {
+	var real []string
+	for _, c := range changes {
+		if !strings.HasPrefix(c, "addons: wait ") {
+			real = append(real, c)
+		}
+	}
+	return real
 }
 
 // recapChanges reads install's RECAP: host -> number of steps that changed

@@ -99,12 +99,7 @@ func checkRepair(t *testing.T, ctx context.Context, cs kubernetes.Interface, h r
 		// The run's journal lists only the repaired host: no other was
 		// even planned.
 		for host, changes := range changed(t) {
-			var real []string
-			for _, c := range changes {
-				if !strings.HasPrefix(c, "addons: wait ") {
-					real = append(real, c)
-				}
-			}
+			real := objectChanges(changes)
 			if host == worker && len(real) == 0 {
 				t.Errorf("repair changed nothing on %s", worker)
 			}
