@@ -13,6 +13,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/kubewright/kubewright/installer/internal/yamltext"
+
 	"github.com/kubewright/kubewright/installer/engine"
 )
 
@@ -62,7 +64,7 @@ func checkInvalid(t *testing.T, err error, data []byte) {
 	if !errors.As(err, &ie) || len(ie.Problems) == 0 || ie.Source != fuzzSource {
 		t.Fatalf("error is %T %v, want a non-empty *InvalidError for %s", err, err, fuzzSource)
 	}
-	lines := yamlLines(data)
+	lines := yamltext.Lines(data)
 	rendered := strings.Split(err.Error(), "\n")
 	at := 0
 	for _, p := range ie.Problems {
@@ -251,18 +253,4 @@ func sortedWith(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// yamlLines counts lines the way YAML does: CR, LF, CRLF, NEL, LS and PS
-// each end one.
-func yamlLines(data []byte) int {
-	s := strings.ReplaceAll(string(data), "\r\n", "\n")
-	n := 1
-	for _, r := range s {
-		switch r {
-		case '\n', '\r', '\u0085', '\u2028', '\u2029':
-			n++
-		}
-	}
-	return n
 }

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/kubewright/kubewright/installer/internal/yamltext"
 )
 
 // The fuzz targets here run their seeds (f.Add plus testdata/fuzz/<Name>/)
@@ -27,7 +29,7 @@ func checkValidationError(t *testing.T, err error, data []byte) *ValidationError
 	if !errors.As(err, &ve) || len(ve.Errors) == 0 {
 		t.Fatalf("error is %T %v, want a non-empty *ValidationError", err, err)
 	}
-	lines := yamlLines(data)
+	lines := yamltext.Lines(data)
 	for _, fe := range ve.Errors {
 		if fe.File != fuzzFile || fe.Line < 1 || fe.Col < 1 || fe.Msg == "" || fe.Fix == "" {
 			t.Fatalf("incomplete error %+v", fe)
@@ -45,20 +47,6 @@ func checkValidationError(t *testing.T, err error, data []byte) *ValidationError
 		}
 	}
 	return ve
-}
-
-// yamlLines counts lines the way YAML does: CR, LF, CRLF, NEL, LS and PS
-// each end one.
-func yamlLines(data []byte) int {
-	s := strings.ReplaceAll(string(data), "\r\n", "\n")
-	n := 1
-	for _, r := range s {
-		switch r {
-		case '\n', '\r', '\u0085', '\u2028', '\u2029':
-			n++
-		}
-	}
-	return n
 }
 
 // checkAccepted asserts the invariants of an accepted inventory: ranges are
