@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kubewright/kubewright/installer/internal/yamltext"
 )
 
 // Playbook is an ordered list of plays, read from YAML. It carries source
@@ -141,12 +143,12 @@ func (e *InvalidError) Error() string {
 // bad values are all reported at once with source:line:col. source names the
 // data in messages (a path or "embedded:install").
 func LoadPlaybook(source string, data []byte) (*Playbook, error) {
-	p := &pbParser{source: source}
+	p := &pbParser{source: source, data: data}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, &InvalidError{Source: source, Problems: []Problem{yamlSyntaxProblem(err)}}
 	}
-	if doc.Kind == 0 || len(doc.Content) == 0 {
+	if doc.Kind == 0 || len(doc.Content) == 0 || isEmptyValue(doc.Content[0]) {
 		return nil, &InvalidError{Source: source, Problems: []Problem{{Msg: "empty playbook: want name and plays"}}}
 	}
 	pb := p.playbook(doc.Content[0])
@@ -171,6 +173,7 @@ func yamlSyntaxProblem(err error) Problem {
 
 type pbParser struct {
 	source   string
+	data     []byte // the input, so no position falls past its end
 	problems []Problem
 	// suggested holds "path.field" for fields an unknown key was probably
 	// meant to be, so a typo is reported once, not also as "required".
@@ -189,7 +192,14 @@ func sortProblems(ps []Problem) {
 }
 
 func (p *pbParser) errorf(n *yaml.Node, path, format string, args ...any) {
-	p.problems = append(p.problems, Problem{Pos: Pos{n.Line, n.Column}, Path: path, Msg: fmt.Sprintf(format, args...)})
+	line, col := yamltext.Clamp(p.data, n.Line, n.Column)
+	p.problems = append(p.problems, Problem{Pos: Pos{line, col}, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// isEmptyValue tells a document with nothing in it ("---", or only
+// comments after it) from one holding an explicit null or a scalar.
+func isEmptyValue(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null" && n.Value == "" && n.Style == 0
 }
 
 // fields walks a mapping node, reporting unknown and duplicate keys, and

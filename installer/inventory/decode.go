@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kubewright/kubewright/installer/internal/yamltext"
 )
 
 // maxNodes bounds the work one file can cause. Aliases let a tiny file name the
@@ -23,6 +25,7 @@ type position struct{ line, col int }
 // going after the first problem and attach file:line:col to each one.
 type parser struct {
 	file  string
+	data  []byte // the input, so no position falls past its end
 	errs  []FieldError
 	warns []Warning
 	// pos maps a field path to where its value starts in the file. A path is
@@ -75,7 +78,15 @@ func parentPath(path string) string {
 }
 
 func (p *parser) errAt(ps position, path, fix, format string, args ...any) {
+	ps = p.clamp(ps)
 	p.errs = append(p.errs, FieldError{File: p.file, Line: ps.line, Col: ps.col, Path: path, Msg: fmt.Sprintf(format, args...), Fix: fix})
+}
+
+// clamp keeps a position inside the file: the YAML library puts an implicit
+// empty value ("? key", a bare "---") on the line after the last.
+func (p *parser) clamp(ps position) position {
+	ps.line, ps.col = yamltext.Clamp(p.data, ps.line, ps.col)
+	return ps
 }
 
 // errorf reports a problem with the value at path (or its nearest written ancestor).
@@ -84,7 +95,7 @@ func (p *parser) errorf(path, fix, format string, args ...any) {
 }
 
 func (p *parser) warnf(path, fix, format string, args ...any) {
-	ps := p.at(path)
+	ps := p.clamp(p.at(path))
 	p.warns = append(p.warns, Warning{File: p.file, Line: ps.line, Col: ps.col, Path: path, Msg: fmt.Sprintf(format, args...), Fix: fix})
 }
 

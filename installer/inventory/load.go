@@ -114,6 +114,7 @@ func decodeYAML(data []byte) (doc *yaml.Node, extra *yaml.Node, err error) {
 }
 
 func (p *parser) parse(data []byte, o options) *Cluster {
+	p.data = data
 	c := &Cluster{Path: p.file}
 	doc, extra, err := decodeYAML(data)
 	if errors.Is(err, io.EOF) || (err == nil && (len(doc.Content) == 0 || isNull(doc.Content[0]))) {

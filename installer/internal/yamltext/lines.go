@@ -1,7 +1,9 @@
 // Package yamltext answers questions about YAML source text that the YAML
-// library does not: how many lines a document has, counted the way the
-// parser counts them, so that tests can check the positions in error
-// messages against the input.
+// library does not: how many lines a document has and where it ends,
+// counted the way the parser counts them. The parsers use End to keep the
+// positions in their error messages inside the file (the YAML library puts
+// an implicit empty value, as in "---" or "? key", on the line after the
+// last); tests use Lines to check those positions.
 package yamltext
 
 import (
@@ -15,16 +17,33 @@ import (
 // encoded in UTF-16 counts and a stray 0x0A byte inside a UTF-16 character
 // does not.
 func Lines(data []byte) int {
-	s := decode(data)
-	s = strings.ReplaceAll(s, "\r\n", "\n")
-	n := 1
+	line, _ := End(data)
+	return line
+}
+
+// End returns the 1-based line and column just past the last character of
+// a YAML stream: the last position a message about it may name.
+func End(data []byte) (line, col int) {
+	s := strings.ReplaceAll(decode(data), "\r\n", "\n")
+	line, col = 1, 1
 	for _, r := range s {
 		switch r {
 		case '\n', '\r', '\u0085', '\u2028', '\u2029':
-			n++
+			line, col = line+1, 1
+		default:
+			col++
 		}
 	}
-	return n
+	return line, col
+}
+
+// Clamp moves a position past the end of data to End(data), and leaves any
+// other position as it is.
+func Clamp(data []byte, line, col int) (int, int) {
+	if endLine, endCol := End(data); line > endLine {
+		return endLine, endCol
+	}
+	return line, col
 }
 
 func decode(data []byte) string {

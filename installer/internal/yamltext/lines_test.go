@@ -30,6 +30,28 @@ func TestLines(t *testing.T) {
 	}
 }
 
+func TestEndAndClamp(t *testing.T) {
+	for _, tc := range []struct {
+		in        string
+		line, col int
+	}{
+		{"", 1, 1},
+		{"---", 1, 4},
+		{"a: 1\n", 2, 1},
+		{"a: 1\r\nbé", 2, 3},
+	} {
+		if l, c := End([]byte(tc.in)); l != tc.line || c != tc.col {
+			t.Errorf("End(%q) = %d:%d, want %d:%d", tc.in, l, c, tc.line, tc.col)
+		}
+	}
+	if l, c := Clamp([]byte("---"), 2, 1); l != 1 || c != 4 {
+		t.Errorf("Clamp(---, 2:1) = %d:%d, want 1:4", l, c)
+	}
+	if l, c := Clamp([]byte("a: 1\nb: 2"), 2, 4); l != 2 || c != 4 {
+		t.Errorf("Clamp of a position inside the input moved it to %d:%d", l, c)
+	}
+}
+
 // TestLinesAgreesWithParser: the line the parser puts on the last node of
 // each input is never past Lines.
 func TestLinesAgreesWithParser(t *testing.T) {
@@ -38,6 +60,7 @@ func TestLinesAgreesWithParser(t *testing.T) {
 		"\xff\xfe\x28\x20x\x00",
 		"a: 1\u2028b: 2",
 		"a: 1\r\rb: 2",
+		"---\n",
 	} {
 		var doc yaml.Node
 		err := yaml.Unmarshal([]byte(in), &doc)
