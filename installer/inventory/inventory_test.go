@@ -3,10 +3,13 @@ package inventory
 import (
 	"bytes"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 
 	goldenfile "github.com/kubewright/kubewright/internal/golden"
 )
@@ -134,4 +137,67 @@ func TestSampleInventory(t *testing.T) {
 	if got := len(c.Masters()); got != 3 {
 		t.Errorf("sample has %d masters, want 3", got)
 	}
+}
+
+// TestRepositoryInventories keeps every inventory shipped under inventories/
+// loadable without errors or warnings, and written in the current schema:
+// operators copy these files, so whatever they show is what new inventories
+// will say. The legacy spec.storage, spec.logging and spec.monitoring
+// sections are migrated silently by Load (no warning), so they are looked
+// for in the file itself.
+func TestRepositoryInventories(t *testing.T) {
+	var files []string
+	err := filepath.WalkDir("../../inventories", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("list inventories: %v", err)
+	}
+	// sample, lab and vagrant today; fewer means the walk went wrong.
+	if len(files) < 3 {
+		t.Fatalf("found only %d inventories under inventories/: %v", len(files), files)
+	}
+	for _, f := range files {
+		t.Run(filepath.ToSlash(strings.TrimPrefix(f, "../../inventories/")), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, warns, err := Parse(f, data, WithLookupEnv(fakeEnv))
+			if err != nil {
+				t.Errorf("does not load: %v", err)
+			}
+			for _, w := range warns {
+				t.Errorf("warning: %v", w)
+			}
+			for _, sec := range legacySections(t, data) {
+				t.Errorf("uses the earlier spelling spec.%s; write it under spec.addons.%s", sec, sec)
+			}
+		})
+	}
+}
+
+// legacySections returns the legacy add-on sections (storage, logging,
+// monitoring directly under spec) that data writes.
+func legacySections(t *testing.T, data []byte) []string {
+	t.Helper()
+	var doc struct {
+		Spec map[string]yaml.Node `yaml:"spec"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	var out []string
+	for _, sec := range []string{"storage", "logging", "monitoring"} {
+		if _, ok := doc.Spec[sec]; ok {
+			out = append(out, sec)
+		}
+	}
+	return out
 }
