@@ -180,7 +180,7 @@ func runCertsRenew(cmd *cobra.Command, g *globalOptions, o *runOptions, names []
 		return badInput(err)
 	}
 	base := filepath.Dir(filepath.Dir(dir))
-	conn, closeConn, err := newSSHConnector(cl, clusterKnownHosts(base, cl), o.acceptNew)
+	conn, closeConn, err := newSSHConnector(cl, clusterKnownHosts(base, cl), o.hostKeys)
 	if err != nil {
 		return err
 	}

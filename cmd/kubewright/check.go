@@ -16,7 +16,7 @@ import (
 // checkOptions are `kubewright check`'s own flags.
 type checkOptions struct {
 	inventory   string
-	acceptNew   bool
+	hostKeys    hostKeyOptions
 	concurrency int
 	timeout     time.Duration
 }
@@ -50,7 +50,7 @@ Exit codes: 0 all pass or warn, 1 a check failed, 2 bad inventory or flags.`,
 			if err != nil {
 				return err
 			}
-			conn, closeConn, err := newSSHConnector(cl, clusterKnownHosts(stateDir, cl), o.acceptNew)
+			conn, closeConn, err := newSSHConnector(cl, clusterKnownHosts(stateDir, cl), o.hostKeys)
 			if err != nil {
 				return err
 			}
@@ -74,7 +74,7 @@ Exit codes: 0 all pass or warn, 1 a check failed, 2 bad inventory or flags.`,
 		},
 	}
 	addInventoryFlag(c, &o.inventory)
-	c.Flags().BoolVar(&o.acceptNew, "accept-new-host-keys", false, "record host keys not yet in the cluster's known_hosts (a changed key is still refused)")
+	addHostKeyFlags(c, &o.hostKeys)
 	c.Flags().IntVar(&o.concurrency, "concurrency", engine.DefaultConcurrency, "hosts checked at once")
 	c.Flags().DurationVar(&o.timeout, "timeout", 2*time.Minute, "per host: connect, gather facts and run the checks")
 	return c

@@ -69,7 +69,7 @@ Masters also take scheduled snapshots themselves: see docs/day2.md.`,
 			if dir == "" {
 				dir = etcdbackup.Dir(filepath.Join(base, "clusters", cl.Metadata.Name))
 			}
-			conn, closeConn, err := newSSHConnector(cl, clusterKnownHosts(base, cl), o.acceptNew)
+			conn, closeConn, err := newSSHConnector(cl, clusterKnownHosts(base, cl), o.hostKeys)
 			if err != nil {
 				return err
 			}
@@ -98,7 +98,7 @@ Masters also take scheduled snapshots themselves: see docs/day2.md.`,
 		},
 	}
 	addInventoryFlag(c, &o.inventory)
-	c.Flags().BoolVar(&o.acceptNew, "accept-new-host-keys", false, "record host keys not yet in the cluster's known_hosts (a changed key is still refused)")
+	addHostKeyFlags(c, &o.hostKeys)
 	c.Flags().StringVar(&outDir, "dir", "", "directory for the snapshot (default <state-dir>/clusters/<name>/backups)")
 	c.Flags().StringVar(&member, "member", "", "take the snapshot from this etcd member (default: the first that answers)")
 	return c
@@ -179,6 +179,9 @@ func runEtcdRestore(cmd *cobra.Command, g *globalOptions, o *runOptions, from st
 	if err != nil {
 		return err
 	}
+	if err := o.hostKeys.check(cl); err != nil {
+		return err
+	}
 	if !yes && !dryRun {
 		q := fmt.Sprintf("This replaces all of cluster %s's etcd data with %s; everything written since is lost.", cl.Metadata.Name, from)
 		if err := confirm(cmd, q, "Type the cluster name to go on", cl.Metadata.Name); err != nil {
@@ -186,7 +189,7 @@ func runEtcdRestore(cmd *cobra.Command, g *globalOptions, o *runOptions, from st
 		}
 	}
 	base := filepath.Dir(filepath.Dir(dir))
-	conn, closeConn, err := newSSHConnector(cl, clusterKnownHosts(base, cl), o.acceptNew)
+	conn, closeConn, err := newSSHConnector(cl, clusterKnownHosts(base, cl), o.hostKeys)
 	if err != nil {
 		return err
 	}

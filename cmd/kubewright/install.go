@@ -94,10 +94,14 @@ type prepared struct {
 	pki      pki.Report
 }
 
-func prepareInstall(ctx context.Context, base, invPath string) (*prepared, error) {
+func prepareInstall(ctx context.Context, base, invPath string, hk hostKeyOptions) (*prepared, error) {
 	cl, err := inventory.Load(invPath)
 	if err != nil {
 		return nil, badInput(err)
+	}
+	// Before the state directory, PKI and secrets are written.
+	if err := hk.check(cl); err != nil {
+		return nil, err
 	}
 	p := &prepared{cluster: cl, stateDir: filepath.Join(base, "clusters", cl.Metadata.Name)}
 	if err := os.MkdirAll(p.stateDir, 0o700); err != nil {
@@ -206,7 +210,7 @@ func runInstall(cmd *cobra.Command, g *globalOptions, o *runOptions, f installFl
 		return badInput(err)
 	}
 	defer closeSink() // idempotent; also closed before the plan is printed
-	p, err := prepareInstall(cmd.Context(), base, o.inventory)
+	p, err := prepareInstall(cmd.Context(), base, o.inventory, o.hostKeys)
 	if err != nil {
 		return err
 	}
@@ -225,7 +229,7 @@ func runInstall(cmd *cobra.Command, g *globalOptions, o *runOptions, f installFl
 		fmt.Fprintf(out, "artifacts: Kubernetes %s, etcd %s verified\n", p.source.Manifest().KubernetesVersion, p.source.Manifest().EtcdVersion)
 		fmt.Fprintf(out, "certificates: %s\n", pkiSummary(p.pki))
 	}
-	conn, closeConn, err := newSSHConnector(p.cluster, clusterKnownHosts(base, p.cluster), o.acceptNew, o.replaceKeys...)
+	conn, closeConn, err := newSSHConnector(p.cluster, clusterKnownHosts(base, p.cluster), o.hostKeys)
 	if err != nil {
 		return err
 	}

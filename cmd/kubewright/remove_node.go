@@ -56,6 +56,10 @@ func runRemoveNode(cmd *cobra.Command, g *globalOptions, o *runOptions, name str
 	case h.IsIn(inventory.GroupEtcd) || h.IsIn(inventory.GroupMasters):
 		return badInput(fmt.Errorf("%s is a master or etcd member: remove-node handles workers only (removing a master also means removing its etcd member and apiserver endpoint, which kubewright does not do yet)", name))
 	}
+	// Before the drain: the reset that follows it dials the host.
+	if err := o.hostKeys.check(cl); err != nil {
+		return err
+	}
 	if !yes {
 		q := fmt.Sprintf("This drains %s, resets the host and deletes its Node from cluster %s.", name, cl.Metadata.Name)
 		if err := confirm(cmd, q, "Type the node name to go on", name); err != nil {

@@ -45,7 +45,7 @@ member first and refuses, changing nothing, when one has no data.`,
 			if err != nil {
 				return badInput(err)
 			}
-			if err := checkEtcdData(cmd, cl, base, o.acceptNew, limit); err != nil {
+			if err := checkEtcdData(cmd, cl, base, o.hostKeys, limit); err != nil {
 				return err
 			}
 			return runInstall(cmd, g, o, installFlags{playbook: "install", agentBinary: agentBinary, dryRun: dryRun, force: force,
@@ -76,8 +76,8 @@ func repairTargets(cl *inventory.Cluster, invPath string, nodes []string) (map[s
 
 // checkEtcdData refuses to repair an etcd member that lost its data: the
 // etcd step would start it as a fresh member that the others reject.
-func checkEtcdData(cmd *cobra.Command, cl *inventory.Cluster, base string, acceptNew bool, limit map[string]bool) error {
-	conn, closeConn, err := newSSHConnector(cl, clusterKnownHosts(base, cl), acceptNew)
+func checkEtcdData(cmd *cobra.Command, cl *inventory.Cluster, base string, hk hostKeyOptions, limit map[string]bool) error {
+	conn, closeConn, err := newSSHConnector(cl, clusterKnownHosts(base, cl), hk)
 	if err != nil {
 		return err
 	}

@@ -114,6 +114,9 @@ func runReset(cmd *cobra.Command, g *globalOptions, o *runOptions, nodes []strin
 	if err != nil {
 		return badInput(err)
 	}
+	if err := o.hostKeys.check(cl); err != nil {
+		return err
+	}
 	what := "every host of cluster " + cl.Metadata.Name
 	if limit != nil {
 		what = strings.Join(nodes, ", ") + " of cluster " + cl.Metadata.Name
@@ -128,7 +131,7 @@ func runReset(cmd *cobra.Command, g *globalOptions, o *runOptions, nodes []strin
 	if err != nil {
 		return err
 	}
-	conn, closeConn, err := newSSHConnector(cl, clusterKnownHosts(base, cl), o.acceptNew)
+	conn, closeConn, err := newSSHConnector(cl, clusterKnownHosts(base, cl), o.hostKeys)
 	if err != nil {
 		return err
 	}

@@ -20,16 +20,14 @@ import (
 type runOptions struct {
 	inventory   string
 	concurrency int
-	acceptNew   bool
-	replaceKeys []string
+	hostKeys    hostKeyOptions
 	stepTimeout time.Duration
 }
 
 func (o *runOptions) addFlags(c *cobra.Command) {
 	addInventoryFlag(c, &o.inventory)
 	c.Flags().IntVar(&o.concurrency, "concurrency", engine.DefaultConcurrency, "hosts worked on at once, across all plays")
-	c.Flags().BoolVar(&o.acceptNew, "accept-new-host-keys", false, "record host keys not yet in the cluster's known_hosts (a changed key is still refused)")
-	c.Flags().StringArrayVar(&o.replaceKeys, "replace-host-key", nil, "accept and record the changed host key of the inventory host `NAME` (a reinstalled machine whose new fingerprint you verified); repeat for each host")
+	addHostKeyFlags(c, &o.hostKeys)
 	c.Flags().DurationVar(&o.stepTimeout, "step-timeout", engine.DefaultStepTimeout, "timeout of one step attempt when the playbook sets none")
 }
 
@@ -82,7 +80,7 @@ func runPlaybook(cmd *cobra.Command, g *globalOptions, o *runOptions, arg string
 	if err != nil {
 		return err
 	}
-	conn, closeConn, err := newSSHConnector(cl, clusterKnownHosts(base, cl), o.acceptNew, o.replaceKeys...)
+	conn, closeConn, err := newSSHConnector(cl, clusterKnownHosts(base, cl), o.hostKeys)
 	if err != nil {
 		return err
 	}
@@ -144,20 +142,16 @@ type sshConnector struct {
 // newSSHConnector returns an engine.Connector over SSH and a function that
 // closes every connection it opened (the engine closes its own; callers
 // that are not the engine rely on the function). Host keys are checked
-// strictly; replaceKeys names the inventory hosts whose changed key is
+// strictly; hk.replaceKeys names the inventory hosts whose changed key is
 // accepted and recorded instead (each must be a host of cl).
-func newSSHConnector(cl *inventory.Cluster, knownHosts string, acceptNew bool, replaceKeys ...string) (engine.Connector, func(), error) {
-	replace := map[string]bool{}
-	for _, n := range replaceKeys {
-		if cl.Host(n) == nil {
-			return nil, nil, badInput(fmt.Errorf("--replace-host-key %q: no host of that name in the inventory; name the host whose key changed, e.g. --replace-host-key %s", n, cl.Spec.Hosts[0].Name))
-		}
-		replace[n] = true
+func newSSHConnector(cl *inventory.Cluster, knownHosts string, hk hostKeyOptions) (engine.Connector, func(), error) {
+	if err := hk.check(cl); err != nil {
+		return nil, nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(knownHosts), 0o700); err != nil {
 		return nil, nil, fmt.Errorf("create state directory for known_hosts: %w", err)
 	}
-	c := &sshConnector{cl: cl, knownHosts: knownHosts, acceptNew: acceptNew, replace: replace}
+	c := &sshConnector{cl: cl, knownHosts: knownHosts, acceptNew: hk.acceptNew, replace: hk.replace()}
 	return c, c.closeAll, nil
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -341,9 +342,7 @@ func TestReplaceHostKeyNamesOneHost(t *testing.T) {
 	// m1 and m2 were "reinstalled": known_hosts now holds other keys for them.
 	kh := filepath.Join(state, "clusters", "loop", "known_hosts")
 	wrong := remotetest.NewHostKey(t).PublicKey()
-	line := func(name string, key ssh.PublicKey) string {
-		return knownhosts.Line([]string{knownhosts.Normalize(fmt.Sprintf("%s:%d", sshd.Address(name), sshd.Port))}, key)
-	}
+	line := func(name string, key ssh.PublicKey) string { return knownHostsLine(sshd, name, key) }
 	writeFile(t, kh, line("m1", wrong)+"\n"+line("m2", wrong)+"\n"+line("w1", sshd.HostKey)+"\n", 0o600)
 
 	for _, extra := range [][]string{nil, {"--accept-new-host-keys"}} {
@@ -383,5 +382,115 @@ func TestReplaceHostKeyNamesOneHost(t *testing.T) {
 	_, err = run("--replace-host-key", "nosuch")
 	if exitCodeQuiet(err) != exitBadInput || !strings.Contains(err.Error(), `--replace-host-key "nosuch": no host of that name`) {
 		t.Fatalf("unknown host: %v", err)
+	}
+}
+
+// knownHostsLine is the known_hosts line for the loopback host name with key.
+func knownHostsLine(sshd *remotetest.OpenSSH, name string, key ssh.PublicKey) string {
+	return knownhosts.Line([]string{knownhosts.Normalize(fmt.Sprintf("%s:%d", sshd.Address(name), sshd.Port))}, key)
+}
+
+// TestReplaceHostKeyBeyondInstall: commands other than install/run/plan
+// that dial hosts take --replace-host-key too. `check` (it needs no
+// installed cluster) and `etcd backup` refuse m1's changed key, naming m1
+// and the flag, with --accept-new-host-keys and with another host named;
+// `check --replace-host-key m1` then connects to m1 and records its new
+// key. Naming a host the inventory lacks is bad input before any dial.
+func TestReplaceHostKeyBeyondInstall(t *testing.T) {
+	dir := t.TempDir()
+	sshd, inv := loopbackCluster(t, dir)
+	state := filepath.Join(dir, "state")
+	check := func(extra ...string) steps.CheckReport {
+		t.Helper()
+		out, stderr, err := runCLI(t, append([]string{"check", "-i", inv, "--state-dir", state, "-o", "json"}, extra...)...)
+		// The loopback hosts share a machine-id, so check always fails;
+		// a bad-input exit would mean the flag was not taken.
+		if code := exitCodeQuiet(err); code != exitFailed {
+			t.Fatalf("check %v: exit %d (%v), want %d\n%s%s", extra, code, err, exitFailed, out, stderr)
+		}
+		var rep steps.CheckReport
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("check %v: json output: %v\n%s", extra, err, out)
+		}
+		return rep
+	}
+	connectRow := func(rep steps.CheckReport, host string) (steps.CheckResult, bool) {
+		for _, r := range rep.Results {
+			if r.Host == host && r.Check == steps.CheckConnect {
+				return r, true
+			}
+		}
+		return steps.CheckResult{}, false
+	}
+	reached := func(rep steps.CheckReport, host string) bool {
+		for _, r := range rep.Results {
+			if r.Host == host && r.Check == steps.CheckMachineID {
+				return true
+			}
+		}
+		return false
+	}
+
+	rep := check("--accept-new-host-keys")
+	for _, h := range []string{"m1", "m2", "w1"} {
+		if r, failed := connectRow(rep, h); failed || !reached(rep, h) {
+			t.Fatalf("first check did not reach %s: %+v", h, r)
+		}
+	}
+	// m1 was "reinstalled": known_hosts holds another key for it.
+	kh := filepath.Join(state, "clusters", "loop", "known_hosts")
+	wrong := remotetest.NewHostKey(t).PublicKey()
+	writeFile(t, kh, knownHostsLine(sshd, "m1", wrong)+"\n"+knownHostsLine(sshd, "m2", sshd.HostKey)+"\n"+knownHostsLine(sshd, "w1", sshd.HostKey)+"\n", 0o600)
+
+	for _, extra := range [][]string{nil, {"--accept-new-host-keys"}, {"--replace-host-key", "m2"}} {
+		rep := check(extra...)
+		r, failed := connectRow(rep, "m1")
+		if !failed || r.Status != steps.StatusFail || reached(rep, "m1") {
+			t.Fatalf("check %v: m1's changed key was not refused: %+v", extra, rep.Results)
+		}
+		for _, want := range []string{"connect to m1", "HOST KEY MISMATCH", "--replace-host-key m1"} {
+			if !strings.Contains(r.Reason, want) {
+				t.Errorf("check %v: m1's refusal lacks %q: %s", extra, want, r.Reason)
+			}
+		}
+		for _, h := range []string{"m2", "w1"} {
+			if !reached(rep, h) {
+				t.Errorf("check %v: %s's key is unchanged but it was not reached", extra, h)
+			}
+		}
+	}
+
+	// etcd backup dials the etcd member m1 and stops at its key.
+	out, stderr, err := runCLI(t, "etcd", "backup", "-i", inv, "--state-dir", state, "--dir", filepath.Join(dir, "backups"), "--accept-new-host-keys")
+	if code := exitCodeQuiet(err); code != exitFailed {
+		t.Fatalf("etcd backup: exit %d (%v), want %d\n%s%s", code, err, exitFailed, out, stderr)
+	}
+	for _, want := range []string{"connect to m1", "HOST KEY MISMATCH", "--replace-host-key m1"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("etcd backup: error lacks %q: %v", want, err)
+		}
+	}
+	if b, _ := os.ReadFile(kh); !strings.Contains(string(b), knownHostsLine(sshd, "m1", wrong)) {
+		t.Fatalf("a refused key changed known_hosts:\n%s", b)
+	}
+
+	rep = check("--replace-host-key", "m1")
+	if r, failed := connectRow(rep, "m1"); failed || !reached(rep, "m1") {
+		t.Fatalf("check --replace-host-key m1 did not reach m1: %+v", r)
+	}
+	b, _ := os.ReadFile(kh)
+	if !strings.Contains(string(b), knownHostsLine(sshd, "m1", sshd.HostKey)) || strings.Contains(string(b), knownHostsLine(sshd, "m1", wrong)) {
+		t.Errorf("known_hosts after check --replace-host-key m1:\n%s", b)
+	}
+	// The new key is recorded: strict checking passes without the flag.
+	if r, failed := connectRow(check(), "m1"); failed {
+		t.Errorf("m1 refused after its key was replaced: %+v", r)
+	}
+
+	for _, args := range [][]string{{"check"}, {"etcd", "backup"}} {
+		_, _, err := runCLI(t, append(args, "-i", inv, "--state-dir", state, "--replace-host-key", "nosuch")...)
+		if exitCodeQuiet(err) != exitBadInput || !strings.Contains(err.Error(), `--replace-host-key "nosuch": no host of that name`) || !strings.Contains(err.Error(), "e.g. --replace-host-key m1") {
+			t.Errorf("%v --replace-host-key nosuch: %v, want bad input naming the flag, the value and an example", args, err)
+		}
 	}
 }
