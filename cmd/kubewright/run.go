@@ -185,7 +185,7 @@ func (c *sshConnector) Connect(ctx context.Context, h *inventory.Host) (remote.H
 			hop = c.config(b.Host)
 		} else {
 			hop = remote.Config{Name: b.Address, Address: b.Address, Port: b.Port, User: b.User, KeyFile: h.KeyFile,
-				KnownHostsFile: c.knownHosts, AcceptNewHostKeys: c.acceptNew}
+				KnownHostsFile: c.knownHosts, AcceptNewHostKeys: c.acceptNew, NotInInventory: true}
 		}
 		if b.User != "" {
 			hop.User = b.User

@@ -68,6 +68,10 @@ type Config struct {
 	// verified the reinstalled host's new key out of band and named the host
 	// (--replace-host-key NAME). It is never inherited by a bastion.
 	ReplaceHostKey bool
+	// NotInInventory marks a hop the inventory knows only by address (an
+	// external bastion): --replace-host-key cannot name it, so a changed key
+	// is fixed by removing the old one from known_hosts.
+	NotInInventory bool
 
 	ConnectTimeout time.Duration
 	// KeepAliveInterval is how often keepalive@openssh.com is sent; after

@@ -77,6 +77,33 @@ func TestHostKeyMismatchIsRefused(t *testing.T) {
 	}
 }
 
+// TestHostKeyMismatchOutsideInventory: a hop the inventory knows only by
+// address (an external bastion) cannot be named by --replace-host-key, so
+// its mismatch message offers only the known_hosts fix.
+func TestHostKeyMismatchOutsideInventory(t *testing.T) {
+	srv := remotetest.NewServer(t, remotetest.WithHostKey(seededKey(t, 1)))
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	line := knownhosts.Line([]string{knownhosts.Normalize(srv.Addr())}, seededKey(t, 2).PublicKey()) + "\n"
+	if err := os.WriteFile(kh, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := srv.Config(srv.Addr())
+	cfg.KnownHostsFile = kh
+	cfg.NotInInventory = true
+	_, err := remote.Dial(context.Background(), cfg)
+	var hk *remote.HostKeyError
+	if !errors.As(err, &hk) || !hk.Mismatch {
+		t.Fatalf("err = %v, want a host key mismatch", err)
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "--replace-host-key") {
+		t.Errorf("message offers --replace-host-key for a host outside the inventory:\n%s", msg)
+	}
+	if want := `then remove the old key with: ssh-keygen -f "` + kh + `" -R `; !strings.Contains(msg, want) {
+		t.Errorf("message lacks %q:\n%s", want, msg)
+	}
+}
+
 func TestUnknownHostKey(t *testing.T) {
 	srv := remotetest.NewServer(t, remotetest.WithHostKey(seededKey(t, 3)))
 	kh := filepath.Join(t.TempDir(), "state", "known_hosts") // dir does not exist yet

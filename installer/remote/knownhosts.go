@@ -35,6 +35,7 @@ type HostKeyError struct {
 	Offered        ssh.PublicKey
 	Known          []knownhosts.KnownKey
 	Mismatch       bool
+	NotInInventory bool // no --replace-host-key NAME can name the host
 }
 
 func (e *HostKeyError) Error() string {
@@ -49,12 +50,18 @@ func (e *HostKeyError) Error() string {
 	for _, k := range e.Known {
 		known = append(known, fmt.Sprintf("%s %s (%s:%d)", k.Key.Type(), ssh.FingerprintSHA256(k.Key), k.Filename, k.Line))
 	}
-	return fmt.Sprintf("HOST KEY MISMATCH: the host offered %s but %s records %s; "+
+	head := fmt.Sprintf("HOST KEY MISMATCH: the host offered %s but %s records %s; "+
 		"this is either a man-in-the-middle attack or the host was reinstalled. "+
 		"If the host was reinstalled, verify the new fingerprint out of band "+
-		"(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub on the host), then run again with --replace-host-key %s "+
-		"(or remove the old key with: ssh-keygen -f %q -R %q and run again with --accept-new-host-keys)",
-		offered, e.KnownHostsFile, strings.Join(known, ", "), e.Name, e.KnownHostsFile, e.HostPattern)
+		"(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub on the host), then ",
+		offered, e.KnownHostsFile, strings.Join(known, ", "))
+	remove := fmt.Sprintf("remove the old key with: ssh-keygen -f %q -R %q and run again with --accept-new-host-keys", e.KnownHostsFile, e.HostPattern)
+	if e.NotInInventory {
+		// A bastion outside the inventory: --replace-host-key takes only
+		// inventory host names.
+		return head + remove
+	}
+	return head + fmt.Sprintf("run again with --replace-host-key %s (or %s)", e.Name, remove)
 }
 
 // hostKeyChecker builds the strict callback for cfg and the host key
@@ -97,7 +104,7 @@ func hostKeyChecker(cfg *Config, log func(msg string, args ...any)) (ssh.HostKey
 		if !errors.As(err, &ke) {
 			return err
 		}
-		hkErr := &HostKeyError{Name: cfg.Name, Host: cfg.label(), KnownHostsFile: path, HostPattern: pattern, Offered: key, Known: ke.Want, Mismatch: len(ke.Want) > 0}
+		hkErr := &HostKeyError{Name: cfg.Name, Host: cfg.label(), KnownHostsFile: path, HostPattern: pattern, Offered: key, Known: ke.Want, Mismatch: len(ke.Want) > 0, NotInInventory: cfg.NotInInventory}
 		if hkErr.Mismatch && cfg.ReplaceHostKey {
 			if err := replaceKnownHost(path, pattern, key); err != nil {
 				return fmt.Errorf("replace host key of %s: %w", cfg.label(), err)
