@@ -240,12 +240,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		r.res.Cluster = opts.Cluster.Metadata.Name
 	}
 	r.initResult(selected)
-	r.journal = startJournal(filepath.Join(runDir, JournalFile), opts.JournalInterval, func() ([]byte, error) {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		return marshalJournal(r.res)
-	})
-	r.journal.flush() // the run directory is never without a journal
+	r.journal = startJournal(filepath.Join(runDir, JournalFile), opts.JournalInterval, r.captureResult)
+	r.journal.flush(false) // the run directory is never without a journal
 
 	r.emit(Event{Type: EventRunStart, Playbook: r.res.Playbook, DryRun: opts.DryRun, RunDir: runDir})
 	r.gatherAllFacts(ctx, selected)
@@ -307,6 +303,16 @@ func (r *runner) hostState(h *inventory.Host) *hostState {
 	r.hosts[h.Name] = hs
 	r.res.Hosts = append(r.res.Hosts, hs.res)
 	return hs
+}
+
+// captureResult copies the result for the journal. Only the copy is taken
+// under the lock; the journal marshals and writes it without holding r.mu,
+// so a host recording a step waits at most for the copy, not for a
+// marshal that takes tens of milliseconds at 1,000 hosts.
+func (r *runner) captureResult() *Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return copyResult(r.res)
 }
 
 // update mutates the result under the lock and schedules a journal write.
