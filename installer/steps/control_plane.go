@@ -78,14 +78,14 @@ func (s ControlPlane) group(t *engine.Target) (serviceGroup, error) {
 	return serviceGroup{
 		files: files,
 		services: []service{
-			{unit: unitAPIServer, content: []byte(api), dependsOn: func(p string) bool {
+			{unit: unitAPIServer, content: []byte(api), binary: render.BinDir + "/kube-apiserver", dependsOn: func(p string) bool {
 				return p != cmConf && p != schedConf && path.Base(p) != "admin.conf"
 			}},
-			{unit: unitController, content: []byte(cm), dependsOn: func(p string) bool {
+			{unit: unitController, content: []byte(cm), binary: render.BinDir + "/kube-controller-manager", dependsOn: func(p string) bool {
 				return p == cmConf || strings.HasPrefix(p, render.PKIDir+"/ca.") || strings.HasPrefix(p, render.PKIDir+"/sa.") ||
 					p == render.PKIDir+"/front-proxy-ca.crt"
 			}},
-			{unit: unitScheduler, content: []byte(render.SchedulerUnit()), dependsOn: func(p string) bool { return p == schedConf }},
+			{unit: unitScheduler, content: []byte(render.SchedulerUnit()), binary: render.BinDir + "/kube-scheduler", dependsOn: func(p string) bool { return p == schedConf }},
 		},
 		activeTimeout: 2 * time.Minute,
 	}, nil

@@ -142,6 +142,12 @@ type service struct {
 	// on each member in turn would deadlock when members outnumber the
 	// engine's concurrency. Later steps wait for cluster health instead.
 	noWait bool
+	// binary is the executable the unit runs (e.g. /usr/local/bin/kubelet).
+	// When the file on disk is no longer the one the running process was
+	// started from (the binaries steps replaced it), the unit is restarted:
+	// that is how an upgrade's new binaries take effect, and how a run cut
+	// between the swap and the restart finishes the job when re-run.
+	binary string
 }
 
 // serviceGroup plans the group's files once (one remote round trip) and then
@@ -198,11 +204,41 @@ func (g serviceGroup) plan(ctx context.Context, t *engine.Target) ([]engine.Chan
 				why = append(why, f.Path+" changed")
 			}
 		}
+		if s.binary != "" {
+			replaced, err := binaryReplaced(ctx, t, s.unit, s.binary)
+			if err != nil {
+				return nil, err
+			}
+			if replaced {
+				why = append(why, s.binary+" replaced since the unit started")
+			}
+		}
 		if len(why) > 0 {
 			changes = append(changes, engine.Change{Action: stepkit.ActionRestart, Object: s.unit, Detail: strings.Join(why, ", ")})
 		}
 	}
 	return changes, nil
+}
+
+// binaryReplaced reports whether the running main process of unit executes
+// another file than binary on disk now. The binaries steps replace a file by
+// rename, so the process keeps the old inode (/proc/PID/exe still opens it);
+// the same inode, or equal content, means no restart. When it cannot tell
+// (no main PID, no /proc entry, a systemctl without "show") it says no: a
+// restart for nothing is what a re-run must never do.
+func binaryReplaced(ctx context.Context, t *engine.Target, unit, binary string) (bool, error) {
+	root := stepkit.Root(t)
+	script := fmt.Sprintf(`pid=$(systemctl show -p MainPID --value %s 2>/dev/null); exe=%s/proc/$pid/exe; bin=%s
+if [ -n "$pid" ] && [ "$pid" != 0 ] && [ -e "$exe" ] && [ -e "$bin" ]; then
+  if [ "$(stat -L -c %%d:%%i "$exe")" = "$(stat -L -c %%d:%%i "$bin")" ]; then echo same
+  elif [ "$(sha256sum < "$exe")" = "$(sha256sum < "$bin")" ]; then echo same
+  else echo replaced; fi
+else echo unknown; fi`, stepkit.Quote(unit), stepkit.Quote(root), stepkit.Quote(stepkit.HostPath(t, binary)))
+	out, err := stepkit.RunAsRoot(ctx, t, script)
+	if err != nil {
+		return false, fmt.Errorf("compare the running %s with %s on %s: %w", unit, binary, t.Inv.Name, err)
+	}
+	return strings.TrimSpace(out) == "replaced", nil
 }
 
 func (g serviceGroup) apply(ctx context.Context, t *engine.Target, plan []engine.Change) error {

@@ -34,7 +34,7 @@ func (Etcd) group(t *engine.Target) (serviceGroup, error) {
 	}
 	return serviceGroup{
 		files:         files,
-		services:      []service{{unit: "etcd.service", content: []byte(unit), dependsOn: isEtcdPath, noWait: true}},
+		services:      []service{{unit: "etcd.service", content: []byte(unit), binary: render.BinDir + "/etcd", dependsOn: isEtcdPath, noWait: true}},
 		activeTimeout: 3 * time.Minute,
 	}, nil
 }

@@ -77,7 +77,7 @@ func (s KubeProxy) group(t *engine.Target) (serviceGroup, error) {
 			{Path: render.KubeProxyKubeconfig, Content: kc, Mode: 0o600, Owner: "root:root"},
 			{Path: render.KubeProxyConfigPath, Content: []byte(conf), Mode: 0o644, Owner: "root:root"},
 		},
-		services:      []service{{unit: unitKubeProxy, content: []byte(render.KubeProxyUnit()), dependsOn: func(string) bool { return true }}},
+		services:      []service{{unit: unitKubeProxy, content: []byte(render.KubeProxyUnit()), binary: render.BinDir + "/kube-proxy", dependsOn: func(string) bool { return true }}},
 		activeTimeout: time.Minute,
 	}, nil
 }

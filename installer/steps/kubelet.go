@@ -108,7 +108,7 @@ func (s Kubelet) group(ctx context.Context, t *engine.Target) (serviceGroup, err
 			{Path: render.PKIDir + "/ca.crt", Content: ca, Mode: 0o644, Owner: "root:root"},
 			{Path: render.KubeletConfigPath, Content: []byte(conf), Mode: 0o644, Owner: "root:root"},
 		},
-		services:      []service{{unit: unitKubelet, content: []byte(unit), dependsOn: func(string) bool { return true }}},
+		services:      []service{{unit: unitKubelet, content: []byte(unit), binary: render.BinDir + "/kubelet", dependsOn: func(string) bool { return true }}},
 		activeTimeout: time.Minute,
 	}, nil
 }
