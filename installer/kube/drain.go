@@ -124,3 +124,19 @@ func drainTimeout(node string, timeout time.Duration, why map[string]string) err
 	}
 	return fmt.Errorf("drain %s: pods still on the node after %s, node left cordoned: %s", node, timeout, strings.Join(left, "; "))
 }
+
+// DrainablePods lists the pods on node that Drain would evict, so a plan
+// can name them before anything is evicted.
+func DrainablePods(ctx context.Context, cs kubernetes.Interface, node string) ([]corev1.Pod, error) {
+	list, err := cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", node).String()})
+	if err != nil {
+		return nil, fmt.Errorf("list pods on %s: %w", node, err)
+	}
+	var out []corev1.Pod
+	for i := range list.Items {
+		if p := &list.Items[i]; p.Spec.NodeName == node && drainable(p) {
+			out = append(out, *p)
+		}
+	}
+	return out, nil
+}

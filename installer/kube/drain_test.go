@@ -80,3 +80,20 @@ func TestDrainTimesOutNamingThePod(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+func TestDrainablePodsAreWhatDrainEvicts(t *testing.T) {
+	cs := fake.NewClientset(
+		pod("app", "w1", nil),
+		pod("elsewhere", "w2", nil),
+		pod("ds", "w1", func(p *corev1.Pod) { p.OwnerReferences = []metav1.OwnerReference{{Kind: "DaemonSet", Name: "flannel"}} }),
+		pod("static", "w1", func(p *corev1.Pod) { p.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "x"} }),
+		pod("done", "w1", func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed }),
+	)
+	got, err := DrainablePods(context.Background(), cs, "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Name != "app" {
+		t.Fatalf("drainable = %v, want only app", got)
+	}
+}
