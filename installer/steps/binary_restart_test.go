@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kubewright/kubewright/installer/artifacts"
 	"github.com/kubewright/kubewright/installer/engine"
 	"github.com/kubewright/kubewright/installer/steps/stepkit/stepkittest"
 )
@@ -77,6 +78,24 @@ func TestServicesRestartWhenTheirBinaryIsReplaced(t *testing.T) {
 	if again, err := (ControlPlane{}).Plan(ctx, tg); err != nil || len(again) != 0 {
 		t.Fatalf("plan after the restart = %v, %v; want nothing", again, err)
 	}
+
+	// A dry run plans before the binaries step swapped anything: a unit
+	// running the file on disk, which the run's artifacts replace, is planned
+	// for a restart too.
+	src, err := artifacts.OpenDir(artifactsDir(t, "kube-scheduler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg.Shared = engine.NewSharedData()
+	tg.Shared.Set(SharedArtifacts, artifacts.Source(src))
+	plan, err = ControlPlane{}.Plan(ctx, tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := restarts(plan); got != unitScheduler || !strings.Contains(plan[0].Detail, "differs from the artifacts") {
+		t.Fatalf("dry-run restarts = %q, want %s for its pending binary (plan %v)", got, unitScheduler, plan)
+	}
+	tg.Shared = nil
 
 	// etcd restarts without blocking, like its other restarts.
 	replaceBinary(t, root, "/usr/local/bin/etcd", "etcd v3.6.9\n")

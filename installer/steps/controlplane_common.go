@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -205,12 +206,15 @@ func (g serviceGroup) plan(ctx context.Context, t *engine.Target) ([]engine.Chan
 			}
 		}
 		if s.binary != "" {
-			replaced, err := binaryReplaced(ctx, t, s.unit, s.binary)
+			state, err := binaryState(ctx, t, s.unit, s.binary)
 			if err != nil {
 				return nil, err
 			}
-			if replaced {
+			switch state {
+			case binaryReplaced:
 				why = append(why, s.binary+" replaced since the unit started")
+			case binaryPending:
+				why = append(why, s.binary+" differs from the artifacts (replaced by the binaries steps first)")
 			}
 		}
 		if len(why) > 0 {
@@ -220,25 +224,44 @@ func (g serviceGroup) plan(ctx context.Context, t *engine.Target) ([]engine.Chan
 	return changes, nil
 }
 
-// binaryReplaced reports whether the running main process of unit executes
-// another file than binary on disk now. The binaries steps replace a file by
-// rename, so the process keeps the old inode (/proc/PID/exe still opens it);
-// the same inode, or equal content, means no restart. When it cannot tell
-// (no main PID, no /proc entry, a systemctl without "show") it says no: a
-// restart for nothing is what a re-run must never do.
-func binaryReplaced(ctx context.Context, t *engine.Target, unit, binary string) (bool, error) {
+// What binaryState found about a unit's executable.
+const (
+	binaryCurrent  = ""
+	binaryReplaced = "replaced" // the file on disk is not the running one
+	binaryPending  = "pending"  // running the file on disk, which the artifacts replace
+)
+
+// binaryState compares the running main process of unit with binary on
+// disk. The binaries steps replace a file by rename, so the process keeps
+// the old inode (/proc/PID/exe still opens it): the same inode, or equal
+// content, means no restart. binaryPending is what a dry run sees before
+// the binaries steps ran: the running file is on disk but the run's
+// artifacts hold another one. When it cannot tell (no main PID, no /proc
+// entry, a systemctl without "show") it reports current: a restart for
+// nothing is what a re-run must never do.
+func binaryState(ctx context.Context, t *engine.Target, unit, binary string) (string, error) {
+	want := ""
+	if src, err := sharedSource(t); err == nil {
+		if f, ok := src.Manifest().File(path.Base(binary)); ok {
+			want = f.SHA256
+		}
+	}
 	root := stepkit.Root(t)
-	script := fmt.Sprintf(`pid=$(systemctl show -p MainPID --value %s 2>/dev/null); exe=%s/proc/$pid/exe; bin=%s
+	script := fmt.Sprintf(`pid=$(systemctl show -p MainPID --value %s 2>/dev/null); exe=%s/proc/$pid/exe; bin=%s; want=%s
 if [ -n "$pid" ] && [ "$pid" != 0 ] && [ -e "$exe" ] && [ -e "$bin" ]; then
-  if [ "$(stat -L -c %%d:%%i "$exe")" = "$(stat -L -c %%d:%%i "$bin")" ]; then echo same
-  elif [ "$(sha256sum < "$exe")" = "$(sha256sum < "$bin")" ]; then echo same
+  if [ "$(stat -L -c %%d:%%i "$exe")" = "$(stat -L -c %%d:%%i "$bin")" ] || [ "$(sha256sum < "$exe")" = "$(sha256sum < "$bin")" ]; then
+    if [ -n "$want" ] && [ "$(sha256sum < "$bin" | cut -d' ' -f1)" != "$want" ]; then echo pending; else echo current; fi
   else echo replaced; fi
-else echo unknown; fi`, stepkit.Quote(unit), stepkit.Quote(root), stepkit.Quote(stepkit.HostPath(t, binary)))
+else echo current; fi`, stepkit.Quote(unit), stepkit.Quote(root), stepkit.Quote(stepkit.HostPath(t, binary)), stepkit.Quote(want))
 	out, err := stepkit.RunAsRoot(ctx, t, script)
 	if err != nil {
-		return false, fmt.Errorf("compare the running %s with %s on %s: %w", unit, binary, t.Inv.Name, err)
+		return "", fmt.Errorf("compare the running %s with %s on %s: %w", unit, binary, t.Inv.Name, err)
 	}
-	return strings.TrimSpace(out) == "replaced", nil
+	switch st := strings.TrimSpace(out); st {
+	case binaryReplaced, binaryPending:
+		return st, nil
+	}
+	return binaryCurrent, nil
 }
 
 func (g serviceGroup) apply(ctx context.Context, t *engine.Target, plan []engine.Change) error {
