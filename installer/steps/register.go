@@ -42,4 +42,8 @@ func Register(r *engine.Registry) {
 	r.MustRegister("reset", engine.Static(Reset{}))
 	r.MustRegister("stop-units", newStopUnits)
 	r.MustRegister("start-units", newStartUnits)
+	r.MustRegister("cordon", engine.Static(Cordon{}))
+	r.MustRegister("drain", engine.Static(Drain{}))
+	r.MustRegister("uncordon", engine.Static(Uncordon{}))
+	r.MustRegister("wait-node-version", engine.Static(WaitNodeVersion{}))
 }
