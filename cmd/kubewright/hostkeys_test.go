@@ -19,7 +19,7 @@ import (
 // not get past a reinstalled host's new key.
 var sshCommands = []string{
 	"certs renew", "check", "etcd backup", "etcd restore", "install", "plan",
-	"remove-node", "repair", "reset", "run",
+	"remove-node", "repair", "reset", "run", "upgrade",
 }
 
 // TestHostKeyFlagsOnEverySSHCommand: exactly the commands that connect to
@@ -98,6 +98,7 @@ func TestReplaceHostKeyUnknownHostIsBadInput(t *testing.T) {
 		"repair":       {"--state-dir", base, "repair", "-i", inv},
 		"reset":        {"--state-dir", base, "reset", "-i", inv},
 		"run":          {"--state-dir", base, "run", "-i", inv, "check"},
+		"upgrade":      {"--state-dir", base, "upgrade", "-i", inv, "--to", "v1.37.2"},
 	}
 	var names []string
 	for name := range cases {

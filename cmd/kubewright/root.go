@@ -53,6 +53,7 @@ Exit codes: 0 success, 1 operation failed, 2 bad input (inventory, flags).`,
 		newResetCmd(g),
 		newRemoveNodeCmd(g),
 		newRepairCmd(g),
+		newUpgradeCmd(g),
 		// Each command lives in its own file; add new ones here.
 	)
 	return root
