@@ -258,7 +258,7 @@ func runUpgrade(cmd *cobra.Command, g *globalOptions, o *runOptions, f *upgradeF
 		}
 		snapshot := ""
 		if !f.dryRun {
-			snap, err := upgradeSnapshot(ctx, conn, cl, dir, p.version)
+			snap, err := upgradeSnapshot(ctx, conn, cl, dir, p.version, "")
 			if err != nil {
 				return fmt.Errorf("upgrade to %s: nothing was changed: %w", p.version, err)
 			}
@@ -394,7 +394,8 @@ func upgradeCordonedNodes(ctx context.Context, client *kube.Client) ([]string, e
 
 // upgradeSnapshot saves an etcd snapshot to the operator's machine from the
 // first member that gives one, named after the release it precedes.
-func upgradeSnapshot(ctx context.Context, conn engine.Connector, cl *inventory.Cluster, dir string, v kube.Version) (etcdbackup.Snapshot, error) {
+// remoteDir is where the member writes it first ("": etcdbackup.RemoteDir).
+func upgradeSnapshot(ctx context.Context, conn engine.Connector, cl *inventory.Cluster, dir string, v kube.Version, remoteDir string) (etcdbackup.Snapshot, error) {
 	var errs *multierror.Error
 	for _, m := range cl.Etcd() {
 		h, err := conn.Connect(ctx, m)
@@ -403,9 +404,10 @@ func upgradeSnapshot(ctx context.Context, conn engine.Connector, cl *inventory.C
 			continue
 		}
 		snap, err := etcdbackup.Save(ctx, h, etcdbackup.SaveOptions{
-			Cluster: cl.Metadata.Name + "-pre-upgrade-" + v.String(),
-			Dir:     etcdbackup.Dir(dir),
-			Now:     time.Now(),
+			Cluster:   cl.Metadata.Name + "-pre-upgrade-" + v.String(),
+			Dir:       etcdbackup.Dir(dir),
+			RemoteDir: remoteDir,
+			Now:       time.Now(),
 		})
 		if err != nil && snap.Path == "" {
 			errs = multierror.Append(errs, err)

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -18,8 +22,13 @@ import (
 	k8sversion "k8s.io/apimachinery/pkg/version"
 
 	"github.com/kubewright/kubewright/installer/artifacts"
+	"github.com/kubewright/kubewright/installer/engine"
 	"github.com/kubewright/kubewright/installer/etcdbackup"
+	"github.com/kubewright/kubewright/installer/inventory"
+	"github.com/kubewright/kubewright/installer/kube"
 	"github.com/kubewright/kubewright/installer/pki"
+	"github.com/kubewright/kubewright/installer/remote"
+	"github.com/kubewright/kubewright/installer/remote/remotetest"
 	"github.com/kubewright/kubewright/installer/steps"
 )
 
@@ -280,5 +289,56 @@ func TestUpgradeMaxUnavailableSetsOnlyTheWorkersPlay(t *testing.T) {
 				t.Errorf("%s serial %s", p.Name, p.Serial)
 			}
 		}
+	}
+}
+
+// The snapshot comes from the first etcd member that gives one, over SSH
+// (an in-process server whose etcdctl writes a snapshot), and is named so
+// an operator finds it: after the cluster and the release it precedes.
+func TestUpgradeSnapshotNamedAfterTheRelease(t *testing.T) {
+	db := make([]byte, 2*4096)
+	if _, err := rand.Read(db); err != nil {
+		t.Fatal(err)
+	}
+	inner := sha256.Sum256(db)
+	src := filepath.Join(t.TempDir(), "snap")
+	writeFile(t, src, string(append(db, inner[:]...)), 0o600)
+	bin := t.TempDir()
+	writeFile(t, filepath.Join(bin, "etcdctl"), "#!/bin/sh\nfor a; do last=$a; done\ncp '"+src+"' \"$last\"\n", 0o755)
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	srv := remotetest.NewServer(t, remotetest.WithSudo(""))
+
+	cl, err := inventory.Load(certsInv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := engine.ConnectorFunc(func(ctx context.Context, h *inventory.Host) (remote.Host, error) {
+		if h.Name == "master1" {
+			return nil, errors.New("master1 is down")
+		}
+		rh, err := remote.Dial(ctx, srv.Config(h.Name))
+		if err == nil {
+			t.Cleanup(func() { rh.Close() })
+		}
+		return rh, err
+	})
+	dir := t.TempDir()
+	v, _ := kube.ParseVersion("v1.37.2")
+	snap, err := upgradeSnapshot(context.Background(), conn, cl, dir, v, filepath.Join(t.TempDir(), "remote"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Member != "master2" || filepath.Dir(snap.Path) != etcdbackup.Dir(dir) ||
+		!strings.HasPrefix(filepath.Base(snap.Path), "etcd-certtest-pre-upgrade-v1.37.2-") || !strings.HasSuffix(snap.Path, ".db") {
+		t.Fatalf("snapshot %+v", snap)
+	}
+	if _, err := etcdbackup.Verify(snap.Path); err != nil {
+		t.Fatalf("the saved snapshot does not verify: %v", err)
+	}
+
+	// No member gives one: the error names each.
+	down := engine.ConnectorFunc(func(context.Context, *inventory.Host) (remote.Host, error) { return nil, errors.New("down") })
+	if _, err := upgradeSnapshot(context.Background(), down, cl, dir, v, ""); err == nil || !strings.Contains(err.Error(), "no member gave one") {
+		t.Fatalf("err = %v", err)
 	}
 }
