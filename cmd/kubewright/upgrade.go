@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -137,6 +138,10 @@ func runUpgrade(cmd *cobra.Command, g *globalOptions, o *runOptions, f *upgradeF
 		return badInput(fmt.Errorf("--drain-timeout must be positive, got %s", f.drainTimeout))
 	case o.concurrency < 1:
 		return badInput(fmt.Errorf("--concurrency must be at least 1, got %d", o.concurrency))
+	case o.stepTimeout > 0 && f.drainTimeout+time.Minute > o.stepTimeout:
+		// The drain step also uncordons after a timeout; a step timeout
+		// that cuts the drain first would leave the node cordoned.
+		return badInput(fmt.Errorf("--drain-timeout %s does not fit in --step-timeout %s (the drain step needs up to 1m more); fix: raise --step-timeout to at least %s or lower --drain-timeout", f.drainTimeout, o.stepTimeout, f.drainTimeout+time.Minute))
 	case len(f.via) > 0 && !f.step:
 		return badInput(errors.New("--via gives the artifacts of intermediate releases, which only --step walks; fix: add --step, or drop --via"))
 	}
@@ -449,6 +454,16 @@ func printUpgradeOrder(w io.Writer, cl *inventory.Cluster, serial engine.Serial,
 	if len(others) > 0 {
 		size := serial.BatchSize(len(cl.HostsInGroup(inventory.GroupAll)))
 		fmt.Fprintf(w, "  then the other nodes, %d at a time (--max-unavailable %s), each drained first: %s\n", size, serial, hostNames(others))
+	}
+	var strays []string
+	for name := range cur.Kubelets {
+		if cl.Host(name) == nil {
+			strays = append(strays, name)
+		}
+	}
+	if len(strays) > 0 {
+		sort.Strings(strays)
+		fmt.Fprintf(w, "  not in the inventory, so not upgraded (they count for the version skew): %s\n", strings.Join(strays, ", "))
 	}
 	for _, h := range cl.HostsInGroup(inventory.GroupAll) {
 		if v, ok := cur.Kubelets[h.Name]; ok && len(passes) > 0 && v.Compare(passes[len(passes)-1].version) == 0 {

@@ -132,6 +132,7 @@ func TestUpgradeRefusesBadInput(t *testing.T) {
 		{"max-unavailable zero", []string{"upgrade", "-i", inv, "--to", "v1.37.2", "--max-unavailable", "0"}, []string{`--max-unavailable "0"`, "10%"}},
 		{"max-unavailable over 100%", []string{"upgrade", "-i", inv, "--to", "v1.37.2", "--max-unavailable", "150%"}, []string{`--max-unavailable "150%"`}},
 		{"drain timeout", []string{"upgrade", "-i", inv, "--to", "v1.37.2", "--drain-timeout", "0s"}, []string{"--drain-timeout must be positive"}},
+		{"drain timeout beyond the step timeout", []string{"upgrade", "-i", inv, "--to", "v1.37.2", "--drain-timeout", "10m", "--step-timeout", "10m"}, []string{"--drain-timeout 10m0s does not fit in --step-timeout 10m0s", "at least 11m0s"}},
 		{"via without step", []string{"upgrade", "-i", inv, "--to", "v1.37.2", "--via", arts}, []string{"only --step walks", "add --step"}},
 		{"missing artifacts", []string{"upgrade", "-i", missing, "--to", "v1.37.2"}, []string{"spec.artifacts.path", "nope", "fix: build them with `make artifacts`"}},
 		{"artifacts of another release", []string{"upgrade", "-i", inv, "--to", "v1.38.0"}, []string{"--to v1.38.0, but " + inv + " spec.artifacts", "holds Kubernetes v1.37.2", "fix: point spec.artifacts.path in " + inv + " at artifacts built for v1.38.0", "or pass --to v1.37.2"}},
@@ -234,7 +235,7 @@ func TestUpgradeWithANodeLeftCordonedIsNotANoOp(t *testing.T) {
 func TestUpgradeDryRunShowsTheOrder(t *testing.T) {
 	base := certsState(t, time.Now())
 	inv := upgradeInv(t, "v1.37.2", upgradeArtifactsDir(t, "v1.37.2"))
-	upgradeAPI(t, base, "v1.36.3", apiNode{"master1", "v1.36.3", false}, apiNode{"master2", "v1.36.3", false})
+	upgradeAPI(t, base, "v1.36.3", apiNode{"master1", "v1.36.3", false}, apiNode{"master2", "v1.36.3", false}, apiNode{"old9", "v1.36.3", false})
 	out, _, err := runCLI(t, "--state-dir", base, "upgrade", "-i", inv, "--to", "v1.37.2", "--dry-run", "--max-unavailable", "50%")
 	if err == nil || isBadInput(err) || !strings.Contains(err.Error(), "--dry-run (nothing was changed)") {
 		t.Fatalf("err %v, want the unreachable hosts' failure", err)
@@ -242,6 +243,7 @@ func TestUpgradeDryRunShowsTheOrder(t *testing.T) {
 	for _, w := range []string{
 		"cluster certtest: oldest component v1.36.3 (the apiserver), apiserver v1.36.3; upgrading to v1.37.2",
 		"masters, one at a time: master1, master2",
+		"not in the inventory, so not upgraded (they count for the version skew): old9",
 		"upgrade pass 1 of 1: v1.36.3 (the apiserver) -> v1.37.2",
 	} {
 		if !strings.Contains(out, w) {
