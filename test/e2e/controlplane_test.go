@@ -4,7 +4,8 @@
 // plane behind a keepalived VIP) on three lab masters: dry-run, install,
 // the API through the VIP, etcd health, encryption at rest, certificate
 // SANs, an idempotent re-run, VIP failover on a dead apiserver and on a
-// powered-off master with a client writing throughout.
+// powered-off master with a client writing throughout, then the faults of
+// faults_test.go: a partitioned master and a master powered off mid-install.
 package e2e
 
 import (
@@ -20,7 +21,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -144,12 +144,34 @@ func (c *cpCluster) kubectl(t *testing.T, ctx context.Context, args ...string) (
 	return string(out), err
 }
 
+// apiRead is one read made by pollAPI.
+type apiRead struct {
+	start time.Time
+	err   error
+}
+
 // pollAPI reads the default namespace through the VIP with the admin
 // credentials every interval until the returned function is called, which
 // reports how many reads were made and which failed. A real read, not
 // /readyz: an apiserver in its shutdown delay answers /readyz with an error
 // on purpose (so load balancers drain it) while still serving requests.
 func (c *cpCluster) pollAPI(t *testing.T, ctx context.Context, interval time.Duration) func() (int, []string) {
+	t.Helper()
+	stop := c.recordAPI(t, ctx, interval)
+	return func() (int, []string) {
+		reads := stop()
+		var failures []string
+		for _, r := range reads {
+			if r.err != nil {
+				failures = append(failures, fmt.Sprintf("%s: %v", r.start.Format("15:04:05.000"), r.err))
+			}
+		}
+		return len(reads), failures
+	}
+}
+
+// recordAPI is pollAPI's loop, returning every read with its start time.
+func (c *cpCluster) recordAPI(t *testing.T, ctx context.Context, interval time.Duration) func() []apiRead {
 	t.Helper()
 	cfg, err := os.ReadFile(c.adminConfig(t))
 	if err != nil {
@@ -165,9 +187,8 @@ func (c *cpCluster) pollAPI(t *testing.T, ctx context.Context, interval time.Dur
 		t.Fatal(err)
 	}
 	var (
-		mu       sync.Mutex
-		polls    int
-		failures []string
+		mu    sync.Mutex
+		reads []apiRead
 	)
 	pollCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -180,10 +201,7 @@ func (c *cpCluster) pollAPI(t *testing.T, ctx context.Context, interval time.Dur
 				return
 			}
 			mu.Lock()
-			polls++
-			if err != nil {
-				failures = append(failures, fmt.Sprintf("%s: %v", start.Format("15:04:05.000"), err))
-			}
+			reads = append(reads, apiRead{start: start, err: err})
 			mu.Unlock()
 			select {
 			case <-pollCtx.Done():
@@ -191,12 +209,12 @@ func (c *cpCluster) pollAPI(t *testing.T, ctx context.Context, interval time.Dur
 			}
 		}
 	}()
-	return func() (int, []string) {
+	return func() []apiRead {
 		stop()
 		<-done
 		mu.Lock()
 		defer mu.Unlock()
-		return polls, failures
+		return reads
 	}
 }
 
@@ -205,9 +223,9 @@ func (c *cpCluster) vipHolders(t *testing.T, ctx context.Context) []string {
 	t.Helper()
 	var out []string
 	for name, h := range c.hosts {
-		s, err := h.Exec(ctx, "ip -o -4 addr show dev eth0")
+		s, err := h.Exec(ctx, "ip -o -4 addr show dev eth0", remote.WithTimeout(5*time.Second))
 		if err != nil {
-			continue // a powered-off machine
+			continue // a powered-off or unreachable machine
 		}
 		if strings.Contains(s, " "+c.lab.VIP+"/") {
 			out = append(out, name)
@@ -529,33 +547,8 @@ func TestControlPlane(t *testing.T) {
 
 		time.Sleep(3 * time.Second)
 		holder := c.waitVIPHolder(t, ctx, "", 10*time.Second)
-		var pid int
-		st, err := c.m.Status(ctx, c.lab.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, ms := range st.Machines {
-			if ms.Name == holder {
-				pid = ms.PID
-			}
-		}
-		if pid == 0 {
-			t.Fatalf("no PID for machine %s", holder)
-		}
-		// SIGKILL of the machine's init (nspawn's child, PID 1 of the
-		// machine's PID namespace) kills every process in the machine at once:
-		// the nearest thing to pulling the power cord. Killing nspawn itself
-		// would not do: the machine lives on, reparented.
-		children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-		if err != nil || len(strings.Fields(string(children))) != 1 {
-			t.Fatalf("find the init of %s under nspawn %d: %q %v", holder, pid, children, err)
-		}
-		var initPID int
-		fmt.Sscan(strings.Fields(string(children))[0], &initPID)
 		off := time.Now()
-		if err := syscall.Kill(initPID, syscall.SIGKILL); err != nil {
-			t.Fatalf("power off %s: %v", holder, err)
-		}
+		c.powerOff(t, ctx, holder)
 		next := c.waitVIPHolder(t, ctx, holder, 30*time.Second)
 		t.Logf("VIP moved from powered-off %s to %s after %s", holder, next, time.Since(off).Round(100*time.Millisecond))
 		time.Sleep(8 * time.Second)
@@ -598,19 +591,9 @@ func TestControlPlane(t *testing.T) {
 		}
 
 		// Power the machine back on: etcd returns to three healthy members.
-		if _, err := c.m.Up(ctx, lab.UpOptions{Name: c.lab.Name, Masters: 3}); err != nil {
-			t.Fatalf("restart %s: %v", holder, err)
-		}
-		c.connect(t, ctx)
-		deadline := time.Now().Add(2 * time.Minute)
-		var out string
-		for time.Now().Before(deadline) {
-			out, err = c.etcdHealth(ctx, holder)
-			if err == nil && strings.Count(out, "is healthy") == 3 {
-				return
-			}
-			time.Sleep(2 * time.Second)
-		}
-		t.Fatalf("etcd after %s came back:\n%s %v", holder, out, err)
+		c.powerOn(t, ctx)
+		c.waitEtcdHealthy(t, ctx, holder)
 	})
+	checkPartition(t, ctx, c)
+	checkPowerOffDuringInstall(t, ctx, c)
 }
