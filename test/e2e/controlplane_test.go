@@ -24,7 +24,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubewright/kubewright/installer/kube"
@@ -500,51 +499,7 @@ func TestControlPlane(t *testing.T) {
 	})
 
 	t.Run("powering off the VIP holder keeps the API and every acknowledged write", func(t *testing.T) {
-		cfg, err := os.ReadFile(c.adminConfig(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		kc, err := kube.NewClient(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kc.Config.Timeout = 2 * time.Second
-		client, err := kube.NewClientFromConfig(kc.Config)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cms := client.Clientset.CoreV1().ConfigMaps("default")
-
-		var mu sync.Mutex
-		var acked []string
-		var ackTimes, failTimes []time.Time
-		var lastErr error
-		stop := make(chan struct{})
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				case <-time.After(200 * time.Millisecond):
-				}
-				name := fmt.Sprintf("failover-%04d", i)
-				wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-				_, err := cms.Create(wctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string]string{"i": fmt.Sprint(i)}}, metav1.CreateOptions{})
-				cancel()
-				mu.Lock()
-				if err == nil {
-					acked = append(acked, name)
-					ackTimes = append(ackTimes, time.Now())
-				} else {
-					failTimes = append(failTimes, time.Now())
-					lastErr = err
-				}
-				mu.Unlock()
-			}
-		}()
-
+		w := startWriter(t, ctx, c.adminConfig(t), "failover", 200*time.Millisecond)
 		time.Sleep(3 * time.Second)
 		holder := c.waitVIPHolder(t, ctx, "", 10*time.Second)
 		off := time.Now()
@@ -552,43 +507,17 @@ func TestControlPlane(t *testing.T) {
 		next := c.waitVIPHolder(t, ctx, holder, 30*time.Second)
 		t.Logf("VIP moved from powered-off %s to %s after %s", holder, next, time.Since(off).Round(100*time.Millisecond))
 		time.Sleep(8 * time.Second)
-		close(stop)
-		<-done
+		w.finish()
 
-		mu.Lock()
-		defer mu.Unlock()
-		var gap time.Duration
-		var before time.Time
-		for _, at := range ackTimes {
-			if at.After(off) {
-				gap = at.Sub(before)
-				break
-			}
-			before = at
-		}
+		gap := w.gapAcross(off)
 		if gap == 0 {
 			t.Fatalf("no write was acknowledged after %s was powered off", holder)
 		}
-		t.Logf("API write gap across the failover: %s (target 5s); %d writes acknowledged, %d failed (last error: %v)", gap.Round(10*time.Millisecond), len(acked), len(failTimes), lastErr)
-		for _, f := range failTimes {
-			t.Logf("  write failed at off%+.1fs", f.Sub(off).Seconds())
-		}
+		t.Logf("API write gap across the failover: %s (target 5s); %s; failed at off%v", gap.Round(10*time.Millisecond), w.summary(), w.failedSince(off))
 		if gap > 30*time.Second {
 			t.Errorf("writes stopped for %s", gap)
 		}
-		list, err := cms.List(ctx, metav1.ListOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		have := map[string]bool{}
-		for _, cm := range list.Items {
-			have[cm.Name] = true
-		}
-		for _, n := range acked {
-			if !have[n] {
-				t.Errorf("acknowledged write %s was lost", n)
-			}
-		}
+		w.checkNoneLost(t, ctx)
 
 		// Power the machine back on: etcd returns to three healthy members.
 		c.powerOn(t, ctx)

@@ -7,9 +7,7 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -309,32 +307,11 @@ func checkPowerOffDuringInstall(t *testing.T, ctx context.Context, c *cpCluster)
 	t.Run("a master powered off during install: the run names it, a re-run after it is back converges", func(t *testing.T) {
 		before := c.objectCounts(t, ctx)
 		victim := c.lab.Machines[1].Name
-		cmd := exec.CommandContext(ctx, kwBin(t), "--state-dir", c.stateDir, "--output", "json", "install", "-i", c.inv)
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
 		// Power the victim off as its etcd play begins: the run is then
 		// in the middle of changing (or checking) the cluster's data store.
-		var events []string
 		off := false
 		var failed []string
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			events = append(events, line)
-			var ev struct {
-				Type, Host, Play, Step, Error string
-			}
-			if json.Unmarshal([]byte(line), &ev) != nil {
-				continue
-			}
+		events, stderr, err := kwStream(t, ctx, c.stateDir, func(ev kwEvent, _ *exec.Cmd) {
 			if !off && ev.Type == "host_start" && ev.Host == victim && ev.Play == "etcd" {
 				c.powerOff(t, ctx, victim)
 				off = true
@@ -343,9 +320,8 @@ func checkPowerOffDuringInstall(t *testing.T, ctx context.Context, c *cpCluster)
 			if ev.Type == "step_failed" {
 				failed = append(failed, ev.Host+": "+ev.Step+": "+ev.Error)
 			}
-		}
-		err = cmd.Wait()
-		all := strings.Join(events, "\n") + "\n" + stderr.String()
+		}, "install", "-i", c.inv)
+		all := events + stderr
 		if !off {
 			t.Fatalf("the install never started the etcd play on %s:\n%s", victim, all)
 		}
@@ -360,8 +336,8 @@ func checkPowerOffDuringInstall(t *testing.T, ctx context.Context, c *cpCluster)
 				named = true
 			}
 		}
-		if !named || !strings.Contains(stderr.String(), victim) {
-			t.Errorf("the failed install does not name %s as the failed host (step failures %v):\n%s", victim, failed, stderr.String())
+		if !named || !strings.Contains(stderr, victim) {
+			t.Errorf("the failed install does not name %s as the failed host (step failures %v):\n%s", victim, failed, stderr)
 		}
 
 		c.powerOn(t, ctx)

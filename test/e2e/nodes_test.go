@@ -152,12 +152,19 @@ func TestNodesJoin(t *testing.T) {
 		t.Logf("==== kubectl get nodes,csr (%v)\n%s", err, out)
 	})
 
+	// Every output of the installs below is searched for secrets; the
+	// bootstrap tokens are known only to a watch that saw them.
+	tokens := watchBootstrapTokens(ctx, filepath.Join(clusterDir, "pki", "admin.conf"))
+	outputs := map[string][]byte{}
 	out, code := nodesKW(t, ctx, stateDir, "install", "-i", smallPath)
+	outputs["output of install (4 hosts)"] = []byte(out)
 	if code != 0 {
 		t.Fatalf("install of 3 masters and 1 worker: exit %d:\n%s", code, out)
 	}
 	// Adding a worker joins only that host: every other host plans no change.
-	out, code = nodesKW(t, ctx, stateDir, "install", "-i", invPath)
+	// This run's events go out as JSON, the third output format searched.
+	out, code = nodesKW(t, ctx, stateDir, "--output", "json", "install", "-i", invPath)
+	outputs["output of install -o json (5 hosts)"] = []byte(out)
 	if code != 0 {
 		t.Fatalf("install after adding %s: exit %d:\n%s", w2, code, out)
 	}
@@ -309,6 +316,7 @@ func TestNodesJoin(t *testing.T) {
 
 	t.Run("re-running install changes nothing", func(t *testing.T) {
 		out, code := nodesKW(t, ctx, stateDir, "install", "-i", invPath)
+		outputs["output of the install re-run"] = []byte(out)
 		if code != 0 {
 			t.Fatalf("re-run exit %d:\n%s", code, out)
 		}
@@ -324,6 +332,35 @@ func TestNodesJoin(t *testing.T) {
 		if d > 5*time.Second {
 			t.Errorf("re-applying the add-ons took %s, want <= 5s", d)
 		}
+	})
+
+	t.Run("no secret in any output of the installs", func(t *testing.T) {
+		seen := tokens.stop()
+		// Two installs joined nodes, each with its own token.
+		if len(seen) < 2 {
+			t.Fatalf("the watch saw %d bootstrap token(s), want one per joining install (2)", len(seen))
+		}
+		secrets := clusterSecrets(t, clusterDir)
+		for i, v := range seen {
+			secrets = append(secrets, secret{fmt.Sprintf("bootstrap token secret #%d", i+1), v})
+		}
+		if key, err := os.ReadFile(l.KeyFile); err != nil {
+			t.Fatal(err)
+		} else if line := pemBodyLine(key); line != "" {
+			secrets = append(secrets, secret{"the operator's SSH key", line})
+		}
+		for rel, data := range stateOutputs(t, clusterDir) {
+			outputs["state "+rel] = data
+		}
+		for name, h := range hosts {
+			log, err := run(ctx, h, "journalctl -u kubewright-agent --no-pager -o cat")
+			if err != nil {
+				t.Fatalf("agent log on %s: %v", name, err)
+			}
+			outputs["agent log on "+name] = []byte(log)
+		}
+		t.Logf("searched %d outputs for %d secrets", len(outputs), len(secrets))
+		checkNoSecrets(t, secrets, outputs)
 	})
 
 	t.Run("a containerd config written by someone else is refused", func(t *testing.T) {
