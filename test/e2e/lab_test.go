@@ -118,6 +118,54 @@ func dumpLab(t *testing.T, m *lab.Manager, name string) {
 	}
 }
 
+// kubewrightLab readies a lab for kubewright: the cluster's state directory
+// (kubewright's state dir is the lab's) holding the lab's known_hosts, so
+// every run checks host keys strictly from the first, and an SSH connection
+// to every machine, closed when the test ends. When the test fails, each
+// machine's failed units and the last journal lines of units are logged.
+func kubewrightLab(t *testing.T, ctx context.Context, m *lab.Manager, l *lab.Lab, units ...string) (stateDir, clusterDir string, hosts map[string]*remote.SSHHost) {
+	t.Helper()
+	stateDir = filepath.Dir(filepath.Dir(m.Dir(l.Name)))
+	clusterDir = filepath.Join(stateDir, "clusters", l.Name)
+	if err := os.MkdirAll(clusterDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	kh, err := os.ReadFile(l.KnownHosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(clusterDir, "known_hosts"), kh, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hosts = map[string]*remote.SSHHost{}
+	// Cleanups run last-in first-out: the dump runs before the close, and
+	// a test's own dumps, registered later, before both.
+	t.Cleanup(func() {
+		for _, h := range hosts {
+			h.Close()
+		}
+	})
+	for _, ms := range l.Machines {
+		h, err := dial(ctx, l, ms, l.KnownHosts)
+		if err != nil {
+			t.Fatalf("ssh %s: %v", ms.Name, err)
+		}
+		hosts[ms.Name] = h
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		dctx, dcancel := context.WithTimeout(context.Background(), time.Minute)
+		defer dcancel()
+		for name, h := range hosts {
+			out, _ := run(dctx, h, "systemctl --no-pager --failed; for u in "+strings.Join(units, " ")+"; do echo \"== $u\"; journalctl -u $u --no-pager -n 30; done; true")
+			t.Logf("==== %s\n%s", name, out)
+		}
+	})
+	return stateDir, clusterDir, hosts
+}
+
 // dial connects as install will: kubewright's remote package with the lab
 // key, root, and strict host-key checking against knownHostsFile.
 func dial(ctx context.Context, l *lab.Lab, ms lab.MachineStatus, knownHostsFile string) (*remote.SSHHost, error) {

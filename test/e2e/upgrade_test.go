@@ -29,7 +29,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubewright/kubewright/installer/kube"
-	"github.com/kubewright/kubewright/installer/remote"
 )
 
 const (
@@ -183,44 +182,16 @@ func TestUpgrade(t *testing.T) {
 	oldArts := nodesRepoPath(t, "_output/artifacts-"+upgradeFrom, "KUBEWRIGHT_UPGRADE_ARTIFACTS_DIR")
 	newArts := nodesRepoPath(t, "_output/artifacts", "KUBEWRIGHT_ARTIFACTS_DIR")
 	m, l := newLab(t, ctx, "upg", 3, 2)
-	stateDir := filepath.Dir(filepath.Dir(m.Dir(l.Name)))
-	clusterDir := filepath.Join(stateDir, "clusters", l.Name)
-	if err := os.MkdirAll(clusterDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	kh, err := os.ReadFile(l.KnownHosts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(clusterDir, "known_hosts"), kh, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	stateDir, clusterDir, hosts := kubewrightLab(t, ctx, m, l, "etcd", "kube-apiserver", "kubelet")
 	var masters []string
-	hosts := map[string]*remote.SSHHost{}
 	for _, ms := range l.Machines {
 		if strings.Contains(ms.Name, "master") {
 			masters = append(masters, ms.Name)
 		}
-		h, err := dial(ctx, l, ms, l.KnownHosts)
-		if err != nil {
-			t.Fatalf("ssh %s: %v", ms.Name, err)
-		}
-		hosts[ms.Name] = h
 	}
-	t.Cleanup(func() {
-		for _, h := range hosts {
-			h.Close()
-		}
-	})
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return
-		}
-		dctx, dcancel := context.WithTimeout(context.Background(), time.Minute)
-		defer dcancel()
-		for name, h := range hosts {
-			out, _ := run(dctx, h, "systemctl --no-pager --failed; for u in etcd kube-apiserver kubelet; do echo \"== $u\"; journalctl -u $u --no-pager -n 20; done; true")
-			t.Logf("==== %s\n%s", name, out)
 		}
 		if path, b := newestJournal(t, clusterDir); len(b) > 0 {
 			t.Logf("==== newest journal %s\n%s", path, b)
