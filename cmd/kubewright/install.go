@@ -118,6 +118,9 @@ func prepareInstall(ctx context.Context, base, invPath string, hk hostKeyOptions
 		return nil, badInput(fmt.Errorf("%s: spec.kubernetes.version is %s but the artifacts are Kubernetes %s; fix: set spec.kubernetes.version: %s or point spec.artifacts at %s artifacts",
 			invPath, cl.Spec.Kubernetes.Version, v, v, cl.Spec.Kubernetes.Version))
 	}
+	if err := refuseReleaseChange(ctx, p.stateDir, invPath, src.Manifest().KubernetesVersion); err != nil {
+		return nil, err
+	}
 	if err := steps.CheckNodeArtifacts(src.Manifest()); err != nil {
 		if cl.Spec.Artifacts.Source == "download" {
 			// Upstream publishes binaries, not image tarballs.

@@ -207,6 +207,9 @@ func runUpgrade(cmd *cobra.Command, g *globalOptions, o *runOptions, f *upgradeF
 	if cur.AllAt(to) && len(cordoned) == 0 {
 		if text {
 			fmt.Fprintf(out, "cluster %s already runs %s (the apiserver and every kubelet): nothing to upgrade\n", cl.Metadata.Name, to)
+			// Every node done says nothing of the last play: a run cut
+			// there left the add-ons at the old release's manifests.
+			fmt.Fprintf(out, "if an earlier upgrade stopped in its add-ons play, kubewright install -i %s applies the add-ons of these artifacts\n", o.inventory)
 			inventoryVersionHint(out, o.inventory, invVersion, to)
 		}
 		return nil

@@ -344,3 +344,30 @@ func TestUpgradeSnapshotNamedAfterTheRelease(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// install (and repair, which runs it) refuses artifacts of another release
+// than the running cluster's, pointing at upgrade; the same release passes
+// that check (and fails later: the hosts listen nowhere).
+func TestInstallRefusesToChangeTheRelease(t *testing.T) {
+	base := certsState(t, time.Now())
+	inv := upgradeInv(t, "v1.37.2", upgradeArtifactsDir(t, "v1.37.2"))
+	upgradeAPI(t, base, "v1.36.3", apiNode{"master1", "v1.36.3", false}, apiNode{"master2", "v1.37.2", false})
+	for _, args := range [][]string{{"install", "-i", inv}, {"repair", "-i", inv}} {
+		_, _, err := runCLI(t, append([]string{"--state-dir", base}, args...)...)
+		if err == nil || !isBadInput(err) {
+			t.Fatalf("%v: err %v, want bad input", args, err)
+		}
+		for _, w := range []string{"artifacts are Kubernetes v1.37.2 but the apiserver runs v1.36.3, node master1 runs v1.36.3;", "nothing was changed", "fix: kubewright upgrade -i " + inv + " --to v1.37.2", "back at v1.36.3 artifacts"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: err %q\nlacks %q", args, err, w)
+			}
+		}
+	}
+
+	same := certsState(t, time.Now())
+	upgradeAPI(t, same, "v1.37.2", apiNode{"master1", "v1.37.2", false}, apiNode{"master2", "v1.37.2", false})
+	_, _, err := runCLI(t, "--state-dir", same, "install", "-i", inv)
+	if err == nil || strings.Contains(err.Error(), "kubewright upgrade") {
+		t.Fatalf("same release: err %v, want install to go on (and fail on the hosts)", err)
+	}
+}
