@@ -247,12 +247,23 @@ func binaryState(ctx context.Context, t *engine.Target, unit, binary string) (st
 		}
 	}
 	root := stepkit.Root(t)
+	// Every probe that fails (the process exiting, a reused PID, a file
+	// that cannot be read) leaves its result empty, and an empty result
+	// means "current": only two readable, different files are "replaced".
 	script := fmt.Sprintf(`pid=$(systemctl show -p MainPID --value %s 2>/dev/null); exe=%s/proc/$pid/exe; bin=%s; want=%s
+state=current
 if [ -n "$pid" ] && [ "$pid" != 0 ] && [ -e "$exe" ] && [ -e "$bin" ]; then
-  if [ "$(stat -L -c %%d:%%i "$exe")" = "$(stat -L -c %%d:%%i "$bin")" ] || [ "$(sha256sum < "$exe")" = "$(sha256sum < "$bin")" ]; then
-    if [ -n "$want" ] && [ "$(sha256sum < "$bin" | cut -d' ' -f1)" != "$want" ]; then echo pending; else echo current; fi
-  else echo replaced; fi
-else echo current; fi`, stepkit.Quote(unit), stepkit.Quote(root), stepkit.Quote(stepkit.HostPath(t, binary)), stepkit.Quote(want))
+  a=$(stat -L -c %%d:%%i "$exe" 2>/dev/null); b=$(stat -L -c %%d:%%i "$bin" 2>/dev/null)
+  if [ -n "$a" ] && [ -n "$b" ] && [ "$a" != "$b" ]; then
+    ha=$(sha256sum < "$exe" 2>/dev/null | cut -d' ' -f1); hb=$(sha256sum < "$bin" 2>/dev/null | cut -d' ' -f1)
+    if [ -n "$ha" ] && [ -n "$hb" ] && [ "$ha" != "$hb" ]; then state=replaced; fi
+  fi
+  if [ "$state" = current ] && [ -n "$want" ]; then
+    hb=$(sha256sum < "$bin" 2>/dev/null | cut -d' ' -f1)
+    if [ -n "$hb" ] && [ "$hb" != "$want" ]; then state=pending; fi
+  fi
+fi
+echo "$state"`, stepkit.Quote(unit), stepkit.Quote(root), stepkit.Quote(stepkit.HostPath(t, binary)), stepkit.Quote(want))
 	out, err := stepkit.RunAsRoot(ctx, t, script)
 	if err != nil {
 		return "", fmt.Errorf("compare the running %s with %s on %s: %w", unit, binary, t.Inv.Name, err)
