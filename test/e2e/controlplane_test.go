@@ -95,6 +95,7 @@ type cpCluster struct {
 	inv      string
 	hosts    map[string]remote.Host // machine name -> connection
 	addrs    map[string]string      // machine name -> address
+	off      bool                   // a machine was powered off and not yet back on
 }
 
 func (c *cpCluster) exec(t *testing.T, ctx context.Context, machine, cmd string) string {

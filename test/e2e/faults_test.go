@@ -67,12 +67,22 @@ func (c *cpCluster) machineInit(t *testing.T, ctx context.Context, name string) 
 	return initPID
 }
 
-// powerOff kills a machine's init; the lab's Up powers it back on.
+// powerOff kills a machine's init; powerOn (the lab's Up) powers it back
+// on. If the test ends first, failed or not, a cleanup powers it on, so
+// the tests after it find three masters.
 func (c *cpCluster) powerOff(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	if err := syscall.Kill(c.machineInit(t, ctx, name), syscall.SIGKILL); err != nil {
 		t.Fatalf("power off %s: %v", name, err)
 	}
+	c.off = true
+	t.Cleanup(func() {
+		if c.off {
+			pctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			c.powerOn(t, pctx)
+		}
+	})
 }
 
 // powerOn restarts every stopped machine of the lab and reconnects.
@@ -81,6 +91,7 @@ func (c *cpCluster) powerOn(t *testing.T, ctx context.Context) {
 	if _, err := c.m.Up(ctx, lab.UpOptions{Name: c.lab.Name, Masters: 3}); err != nil {
 		t.Fatalf("power the lab machines back on: %v", err)
 	}
+	c.off = false
 	c.connect(t, ctx)
 }
 
@@ -155,8 +166,12 @@ func checkPartition(t *testing.T, ctx context.Context, c *cpCluster) {
 		before := c.objectCounts(t, ctx)
 		victim := c.waitVIPHolder(t, ctx, "", 10*time.Second)
 		netns := fmt.Sprintf("--net=/proc/%d/ns/net", c.machineInit(t, ctx, victim))
+		// Its own deadline, not the test's: the link must come back up
+		// even when the test failed because its context expired.
 		inNetns := func(cmd string) (string, error) {
-			out, err := exec.CommandContext(ctx, "nsenter", netns, "sh", "-c", cmd).CombinedOutput()
+			nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(nctx, "nsenter", netns, "sh", "-c", cmd).CombinedOutput()
 			return strings.TrimSpace(string(out)), err
 		}
 		route, err := inNetns("ip -4 route show default")

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"os/exec"
 	"strings"
 	"testing"
@@ -33,6 +34,15 @@ func kwStream(t *testing.T, ctx context.Context, stateDir string, onEvent func(e
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// If onEvent ends the test (t.Fatal) or reading fails, the command
+	// must not outlive the call.
+	waited := false
+	defer func() {
+		if !waited {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}()
 	var lines []string
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -44,6 +54,12 @@ func kwStream(t *testing.T, ctx context.Context, stateDir string, onEvent func(e
 			onEvent(ev, cmd)
 		}
 	}
+	if serr := sc.Err(); serr != nil {
+		t.Errorf("read kubewright's events: %v", serr)
+		_ = cmd.Process.Kill()
+		_, _ = io.Copy(io.Discard, out)
+	}
 	err = cmd.Wait()
+	waited = true
 	return strings.Join(lines, "\n") + "\n", errOut.String(), err
 }

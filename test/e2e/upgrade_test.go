@@ -73,6 +73,8 @@ func watchPDB(ctx context.Context, cs kubernetes.Interface, ns, name string) *pd
 			select {
 			case <-w.stop:
 				return
+			case <-ctx.Done():
+				return
 			case <-time.After(time.Second):
 			}
 			gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -224,6 +226,12 @@ func TestUpgrade(t *testing.T) {
 
 	writes := startWriter(t, ctx, adminConf, "upgrade", 200*time.Millisecond)
 	pdb := watchPDB(ctx, cs, "e2e-upgrade", "guarded")
+	pdbDone := false
+	t.Cleanup(func() {
+		if !pdbDone {
+			pdb.finish()
+		}
+	})
 	upStart := time.Now()
 
 	// First run: killed (SIGKILL, no chance to clean up) as soon as the
@@ -282,6 +290,7 @@ func TestUpgrade(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	writes.finish()
 	samples, minHealthy, zeroAt := pdb.finish()
+	pdbDone = true
 
 	t.Run("every node runs the new release, none left cordoned", func(t *testing.T) {
 		for node, v := range kubeletVersions(t, ctx, cs) {

@@ -31,8 +31,9 @@ type apiWriter struct {
 	failTimes []time.Time
 	lastErr   error
 
-	stop chan struct{}
-	done chan struct{}
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
 }
 
 func startWriter(t *testing.T, ctx context.Context, adminConf, prefix string, interval time.Duration) *apiWriter {
@@ -51,11 +52,16 @@ func startWriter(t *testing.T, ctx context.Context, adminConf, prefix string, in
 		t.Fatal(err)
 	}
 	w := &apiWriter{cms: client.Clientset.CoreV1().ConfigMaps("default"), prefix: prefix, stop: make(chan struct{}), done: make(chan struct{})}
+	// A test that fails before finish must not leave a writer adding
+	// ConfigMaps under the tests after it.
+	t.Cleanup(w.finish)
 	go func() {
 		defer close(w.done)
 		for i := 0; ; i++ {
 			select {
 			case <-w.stop:
+				return
+			case <-ctx.Done():
 				return
 			case <-time.After(interval):
 			}
@@ -77,9 +83,9 @@ func startWriter(t *testing.T, ctx context.Context, adminConf, prefix string, in
 	return w
 }
 
-// finish stops writing.
+// finish stops writing; calling it again does nothing.
 func (w *apiWriter) finish() {
-	close(w.stop)
+	w.stopOnce.Do(func() { close(w.stop) })
 	<-w.done
 }
 
