@@ -34,6 +34,13 @@ func statusAPI(t *testing.T, base string, nodes []corev1.Node) {
 		_ = json.NewEncoder(w).Encode(&corev1.NodeList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "NodeList"}, Items: nodes})
 	}))
 	t.Cleanup(srv.Close)
+	pointAdminAt(t, base, srv)
+}
+
+// pointAdminAt writes the certtest cluster's admin kubeconfig in base so
+// that it trusts and talks to srv.
+func pointAdminAt(t *testing.T, base string, srv *httptest.Server) {
+	t.Helper()
 	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
 	kc := fmt.Sprintf(`apiVersion: v1
 kind: Config

@@ -4,11 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -26,7 +23,6 @@ import (
 	"github.com/kubewright/kubewright/installer/etcdbackup"
 	"github.com/kubewright/kubewright/installer/inventory"
 	"github.com/kubewright/kubewright/installer/kube"
-	"github.com/kubewright/kubewright/installer/pki"
 	"github.com/kubewright/kubewright/installer/remote"
 	"github.com/kubewright/kubewright/installer/remote/remotetest"
 	"github.com/kubewright/kubewright/installer/steps"
@@ -99,18 +95,7 @@ func upgradeAPI(t *testing.T, base, apiserver string, nodes ...apiNode) {
 		}
 	}))
 	t.Cleanup(srv.Close)
-	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	kc := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: %q, certificate-authority-data: %s}}]
-users: [{name: u, user: {token: test}}]
-contexts: [{name: c, context: {cluster: c, user: u}}]
-current-context: c
-`, srv.URL, base64.StdEncoding.EncodeToString(ca))
-	admin := pki.NewStore(steps.PKIDir(filepath.Join(base, "clusters", "certtest")), nil).AdminKubeconfigPath()
-	if err := os.WriteFile(admin, []byte(kc), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pointAdminAt(t, base, srv)
 }
 
 // TestUpgradeRefusesBadInput: each refusal is bad input (exit 2) naming the
